@@ -1,0 +1,17 @@
+# medseg: robustness of ImageNet checkpoints as a transferability indicator.
+# Without --configfile the embedded CPU demo on synthetic data runs; the paper's grid is
+#   snakemake --configfile config/config.yaml --profile profiles/slurm
+# Keep this file light: it is parsed for every dry run and every cluster job (no torch).
+
+if not config:
+
+    configfile: "config/demo.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        prepared_datasets(),

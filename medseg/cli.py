@@ -1,0 +1,50 @@
+"""The `medseg` command: one subcommand per pipeline stage.
+
+Each stage module exposes `register(subparsers)`, which adds its parser and sets `run`.
+Stage modules import torch and other heavy libraries inside their `run` functions only,
+so `medseg --help` and the Snakefile stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from medseg.errors import MedsegError
+from medseg.data import cli as prepare_cli
+from medseg.synth import cli as synth_cli
+
+STAGES = (synth_cli, prepare_cli)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medseg",
+        description="Robustness of ImageNet checkpoints as a transferability indicator "
+        "for medical image segmentation. One subcommand per pipeline stage.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(title="stages", metavar="STAGE", required=True)
+    for stage in STAGES:
+        stage.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        args.run(args)
+    except MedsegError as error:
+        print(f"medseg: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

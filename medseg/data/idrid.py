@@ -1,0 +1,89 @@
+"""IDRiD (fundus JPEGs): microaneurysm segmentation on windows of the resized images."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from medseg.data.readers import check_same_shape, list_files, read_image
+from medseg.data.resize import resize_image, resize_labels_max
+from medseg.data.store import write_prepared
+from medseg.errors import DataError
+
+log = logging.getLogger(__name__)
+
+CLASSES = ["background", "microaneurysm"]
+IMAGES = Path("A. Segmentation") / "1. Original Images"
+MASKS = Path("A. Segmentation") / "2. All Segmentation Groundtruths"
+LESION = "1. Microaneurysms"
+SETS = {"train": "a. Training Set", "test": "b. Testing Set"}
+
+
+def windows(size: tuple[int, int], window: int, stride: int) -> list[tuple[int, int, int, int]]:
+    """(row, col, y0, x0) of every `window` x `window` crop at `stride` inside `size`."""
+    height, width = size
+    if window > min(height, width):
+        raise DataError(f"IDRiD window {window} does not fit the resized images {height}x{width}")
+    ys = range(0, height - window + 1, stride)
+    xs = range(0, width - window + 1, stride)
+    return [(r, c, y, x) for r, y in enumerate(ys) for c, x in enumerate(xs)]
+
+
+def tiles(size: tuple[int, int], tile: int) -> list[tuple[int, int, int, int]]:
+    """(row, col, y0, x0) of the equal `tile` x `tile` tiles that partition `size`."""
+    height, width = size
+    if height % tile or width % tile:
+        raise DataError(f"IDRiD test tile {tile} does not divide the resized images {height}x{width}")
+    return windows(size, tile, tile)
+
+
+def read_pair(raw: Path, image_path: Path, split: str, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The resized RGB image and its resized binary microaneurysm mask."""
+    mask_path = raw / MASKS / SETS[split] / LESION / f"{image_path.stem}_MA.tif"
+    if not mask_path.is_file():
+        raise DataError(f"{mask_path}: microaneurysm mask of {image_path} is missing")
+    image = read_image(image_path, "RGB")
+    mask = read_image(mask_path)
+    check_same_shape(image, image_path, mask, mask_path)
+    lesion = mask.max(axis=-1) if mask.ndim == 3 else mask  # released masks are red on black
+    return resize_image(image, size), resize_labels_max((lesion > 0).astype(np.uint8), size)
+
+
+def prepare_idrid(
+    raw: Path,
+    out: Path,
+    size: tuple[int, int] = (1120, 2240),
+    window: int = 448,
+    stride: int = 112,
+    tile: int = 224,
+) -> None:
+    """Resize every image to `size` (H, W); index training windows and test tiles over them."""
+    layout = {"train": windows(size, window, stride), "test": tiles(size, tile)}
+
+    def prepare_split(split: str) -> tuple[list, list, list]:
+        folder = raw / IMAGES / SETS[split]
+        image_paths = list_files(folder, (".jpg", ".jpeg"), f"the IDRiD '{SETS[split]}' images")
+        images, masks, rows = [], [], []
+        for number, image_path in enumerate(image_paths):
+            image, mask = read_pair(raw, image_path, split, size)
+            images.append(image)
+            masks.append(mask)
+            side = window if split == "train" else tile
+            for row, col, y0, x0 in layout[split]:
+                rows.append(
+                    {"image": number, "y0": y0, "x0": x0, "height": side, "width": side,
+                     "source": str(image_path.relative_to(raw)), "image_id": image_path.stem,
+                     "window_row": row, "window_col": col}
+                )
+            log.info("%s: image %d/%d (%s)", split, number + 1, len(image_paths), image_path.name)
+        return images, masks, rows
+
+    counts = write_prepared(
+        out, SETS, prepare_split, CLASSES, type="idrid", channels=3, size=list(size),
+        train_window=window, train_stride=stride, windows_per_train_image=len(layout["train"]),
+        test_tile=tile, tiles_per_test_image=len(layout["test"]),
+        masks="microaneurysm masks shrunk by max pooling: a pixel is positive when any source pixel under it is",
+    )
+    log.info("IDRiD prepared in %s: %s samples", out, counts)

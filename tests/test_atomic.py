@@ -1,0 +1,42 @@
+import pytest
+
+from medseg.atomic import atomic_dir, atomic_file
+
+
+def test_atomic_dir_replaces_previous_result(tmp_path):
+    final = tmp_path / "out"
+    with atomic_dir(final) as tmp:
+        (tmp / "a").write_text("1")
+    with atomic_dir(final) as tmp:
+        (tmp / "b").write_text("2")
+    assert sorted(p.name for p in final.iterdir()) == ["b"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_atomic_dir_failure_leaves_nothing_and_keeps_old(tmp_path):
+    final = tmp_path / "out"
+    with pytest.raises(RuntimeError):
+        with atomic_dir(final) as tmp:
+            (tmp / "partial").write_text("x")
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_dir(final) as tmp:
+        (tmp / "good").write_text("1")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(final):
+            raise RuntimeError("killed")
+    assert [p.name for p in final.iterdir()] == ["good"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_atomic_file(tmp_path):
+    final = tmp_path / "f.txt"
+    with atomic_file(final) as tmp:
+        tmp.write_text("done")
+    assert final.read_text() == "done"
+    with pytest.raises(ValueError):
+        with atomic_file(final) as tmp:
+            tmp.write_text("half")
+            raise ValueError
+    assert final.read_text() == "done"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
