@@ -13,9 +13,10 @@ import sys
 
 from medseg.errors import MedsegError
 from medseg.data import cli as prepare_cli
+from medseg.models import cli as models_cli
 from medseg.synth import cli as synth_cli
 
-STAGES = (synth_cli, prepare_cli)
+STAGES = (synth_cli, prepare_cli, models_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

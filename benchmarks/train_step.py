@@ -1,0 +1,58 @@
+"""Time one training step (forward, cross-entropy, backward, SGD step) per model.
+
+    .venv/bin/python benchmarks/train_step.py                       # demo size: 64, width 0.25, window 4
+    .venv/bin/python benchmarks/train_step.py --image-size 224 --width 1 --window-size 7 --batch 1
+
+Prints the median over `--repeats` steps after one warm-up step, for full and decoder-only
+training. Timings depend on the machine: report them with its CPU/GPU and thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from medseg.models import MODEL_NAMES, build_model
+
+
+def step_seconds(name: str, args: argparse.Namespace, frozen: bool) -> float:
+    model = build_model(name, args.classes, args.image_size, args.width, args.window_size)
+    if frozen:
+        model.freeze_encoder()
+    model.train()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
+    image = torch.randn(args.batch, 3, args.image_size, args.image_size)
+    target = torch.randint(0, args.classes, (args.batch, args.image_size, args.image_size))
+    times = []
+    for _ in range(args.repeats + 1):
+        start = time.perf_counter()
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(image), target).backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--width", type=float, default=0.25)
+    parser.add_argument("--window-size", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--classes", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, image {args.image_size}, "
+          f"width {args.width:g}, window {args.window_size}, batch {args.batch}")
+    print(f"{'model':<26}{'full (s)':>10}{'decoder (s)':>13}")
+    for name in MODEL_NAMES:
+        full = step_seconds(name, args, frozen=False)
+        decoder = step_seconds(name, args, frozen=True)
+        print(f"{name:<26}{full:>10.3f}{decoder:>13.3f}")
+
+
+if __name__ == "__main__":
+    main()
