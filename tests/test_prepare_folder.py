@@ -53,3 +53,9 @@ def test_folder_needs_splits_csv(folder_dataset, tmp_path):
     (folder_dataset / "splits.csv").unlink()
     with pytest.raises(DataError, match="splits.csv is missing"):
         prepare_folder(folder_dataset, tmp_path / "out", ["background", "lesion"])
+
+
+def test_folder_empty_splits_csv(folder_dataset, tmp_path):
+    (folder_dataset / "splits.csv").write_text("image,split\n")
+    with pytest.raises(DataError, match="splits.csv lists no images"):
+        prepare_folder(folder_dataset, tmp_path / "out", ["background", "lesion"])

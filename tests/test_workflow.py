@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from medseg.data.store import open_split
 
@@ -86,3 +87,20 @@ def test_bad_config_names_the_key(tmp_path, change, message):
     result = snakemake(tmp_path, config, "-n")
     assert result.returncode != 0
     assert "Error validating config" in result.stdout and message in result.stdout
+
+
+def test_user_folder_dataset_rule(tmp_path):
+    raw = tmp_path / "mine"
+    (raw / "images").mkdir(parents=True)
+    (raw / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b", "c"):
+        Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(raw / "images" / f"{name}.png")
+        Image.fromarray(rng.integers(0, 3, (20, 24), dtype=np.uint8)).save(raw / "masks" / f"{name}.png")
+    (raw / "splits.csv").write_text("image,split\na.png,train\nb.png,train\nc.png,test\n")
+    config = dict(TINY_CONFIG, datasets={"mine": {"type": "folder", "raw": str(raw), "classes": ["background", "x", "y"], "size": 16}})
+    result = snakemake(tmp_path, write_config(tmp_path / "folder.yaml", config), "results/data/mine/dataset.json")
+    assert result.returncode == 0, result.stdout
+    train = open_split(tmp_path / "results" / "data" / "mine" / "train")
+    assert train.images.shape == (2, 16, 16, 3)
+    assert list(train.index.columns[-3:]) == ["pixels_background", "pixels_x", "pixels_y"]

@@ -31,6 +31,8 @@ def read_splits(raw: Path) -> pd.DataFrame:
     splits = pd.read_csv(path, dtype=str)
     if list(splits.columns[:2]) != ["image", "split"]:
         raise DataError(f"{path}: expected the columns image,split, found {list(splits.columns)}")
+    if splits.empty:
+        raise DataError(f"{path} lists no images; expected one row image,split per image")
     unknown = sorted(set(splits["split"]) - {"train", "test"})
     if unknown:
         raise DataError(f"{path}: split values must be train or test, found {unknown}")
