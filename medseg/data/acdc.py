@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.data.readers import check_labels, read_nifti, require_dir
+from medseg.data.readers import check_labels, check_same_shape, read_nifti, require_dir
 from medseg.data.resize import resize_image, resize_labels
 from medseg.data.store import full_image_row, write_prepared
 from medseg.errors import DataError
@@ -69,13 +69,10 @@ def read_frame(patient_dir: Path, frame: int) -> tuple[np.ndarray, np.ndarray]:
             )
     image, _ = read_nifti(image_path)
     labels, _ = read_nifti(mask_path)
-    if image.ndim != 3:
-        raise DataError(f"{image_path}: expected a 3-D volume (x, y, slice), found shape {image.shape}")
-    if image.shape != labels.shape:
-        raise DataError(
-            f"{mask_path}: mask has shape {labels.shape} but its image {image_path} has shape "
-            f"{image.shape}; image and mask must have the same size"
-        )
+    for path, volume in ((image_path, image), (mask_path, labels)):
+        if volume.ndim != 3:
+            raise DataError(f"{path}: expected a 3-D volume (x, y, slice), found shape {volume.shape}")
+    check_same_shape(image, image_path, labels, mask_path, spatial_dims=3)
     if not np.array_equal(labels, np.round(labels)):
         raise DataError(f"{mask_path}: label values must be integers 0-{len(CLASSES) - 1}")
     check_labels(labels, mask_path, len(CLASSES), "ACDC")

@@ -74,12 +74,14 @@ def list_files(folder: Path, suffixes: tuple[str, ...], what: str) -> list[Path]
     return files
 
 
-def check_same_shape(image: np.ndarray, image_path: Path, mask: np.ndarray, mask_path: Path) -> None:
-    """Fail when an image and its mask do not cover the same pixels."""
-    if image.shape[:2] != mask.shape[:2]:
+def check_same_shape(
+    image: np.ndarray, image_path: Path, mask: np.ndarray, mask_path: Path, spatial_dims: int = 2
+) -> None:
+    """Fail when an image and its mask do not cover the same pixels (or voxels, `spatial_dims=3`)."""
+    if image.shape[:spatial_dims] != mask.shape[:spatial_dims]:
         raise DataError(
-            f"{mask_path}: mask has shape {mask.shape[:2]} but its image {image_path} has shape "
-            f"{image.shape[:2]}; image and mask must have the same size"
+            f"{mask_path}: mask has shape {mask.shape[:spatial_dims]} but its image {image_path} has "
+            f"shape {image.shape[:spatial_dims]}; image and mask must have the same size"
         )
 
 
