@@ -14,11 +14,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def remove_leftovers(final: Path) -> None:
+    """Delete the temporary folders that a killed earlier `atomic_dir(final)` left beside `final`."""
+    for kind in ("tmp", "old"):
+        for leftover in final.parent.glob(f".{final.name}.{kind}-*"):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty temporary folder beside `final`; on success it replaces `final`."""
-    final = Path(final)
+    """Yield an empty temporary folder beside `final`; on success it replaces `final`.
+
+    The caller decides whether `final` may be replaced. Leftovers of a killed earlier call
+    (SIGTERM skips the clean-up below) are removed first, so they never pile up.
+    """
+    final = Path(final).resolve()
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         yield tmp

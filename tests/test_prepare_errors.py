@@ -185,3 +185,45 @@ def test_cli_reports_one_line_naming_the_file(raw_copy, tmp_path, capsys):
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert message.startswith("medseg: error: ") and str(info) in message
     assert not (tmp_path / "out").exists()
+
+
+def test_acdc_ed_equal_to_es(raw_copy, tmp_path):
+    acdc = raw_copy("acdc")
+    info = first_patient(acdc) / "Info.cfg"
+    ed = re.search(r"ED: (\d+)", info.read_text()).group(1)
+    info.write_text(re.sub(r"ES: \d+", f"ES: {ed}", info.read_text()))
+    expect_error(prepare_acdc, acdc, tmp_path / "out", f"{info}: ED and ES are both frame {int(ed)}", size=32)
+
+
+def test_imagenet_truncated_jpeg_is_refused_at_prepare_time(raw_copy, tmp_path):
+    imagenet = raw_copy("imagenet")
+    jpeg = sorted((imagenet / "train").rglob("*.JPEG"))[-1]
+    data = jpeg.read_bytes()
+    jpeg.write_bytes(data[: len(data) * 2 // 3])  # the header is intact, the end is missing
+    expect_error(prepare_imagenet, imagenet, tmp_path / "out", f"{jpeg}: truncated JPEG file")
+
+
+def test_imagenet_png_named_jpeg_and_padded_jpeg_are_accepted(raw_copy, tmp_path):
+    imagenet = raw_copy("imagenet")
+    first, second = sorted((imagenet / "train").rglob("*.JPEG"))[:2]
+    Image.open(first).save(first, format="PNG")  # ImageNet really has a PNG named .JPEG
+    second.write_bytes(second.read_bytes() + b"\0" * 10)
+    prepare_imagenet(imagenet, tmp_path / "out")
+
+
+def test_imagenet_empty_prediction_string(raw_copy, tmp_path, capsys):
+    from medseg.cli import main
+
+    imagenet = raw_copy("imagenet")
+    solution = imagenet / "LOC_val_solution.csv"
+    lines = solution.read_text().splitlines()
+    image_id = lines[3].split(",")[0]
+    lines[3] = f"{image_id},"
+    solution.write_text("\n".join(lines) + "\n")
+    assert main(["prepare", "imagenet", "--raw", str(imagenet), "--out", str(tmp_path / "out")]) == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message == (
+        f"medseg: error: {solution}, line 4: empty PredictionString for {image_id!r}; "
+        "expected '<synset> x_min y_min x_max y_max ...'"
+    )
+    assert not (tmp_path / "out").exists()

@@ -1,7 +1,9 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from medseg.data.imagenet import choose_classes, prepare_imagenet
+from medseg.data.imagenet import choose_classes, image_paths, prepare_imagenet
 from medseg.data.store import INDEX, read_meta
 
 
@@ -18,6 +20,16 @@ def test_index_of_flat_val_layout(raw, prepared):
     assert all(truth[p.split("/")[-1].removesuffix(".JPEG")] == s for p, s in zip(val.path, val.synset))
     assert (train.width > 0).all() and (val.height > 0).all()
     assert list(train.i) == list(range(len(train)))
+
+
+def test_index_paths_are_relative_to_the_raw_folder(raw, prepared, tmp_path):
+    train = pd.read_parquet(prepared / "imagenet" / "train" / INDEX)
+    assert all(not Path(p).is_absolute() and p.startswith("train/") for p in train.path)
+    assert read_meta(prepared / "imagenet")["raw"] == str((raw / "imagenet").resolve())
+    resolved = image_paths(prepared / "imagenet", "train")
+    assert all(Path(p).is_file() for p in resolved.path)
+    moved = image_paths(prepared / "imagenet", "val", raw=tmp_path / "elsewhere")
+    assert moved.path.iloc[0].startswith(str(tmp_path / "elsewhere" / "val"))
 
 
 def test_budget_and_foldered_val(raw_copy, tmp_path):

@@ -71,6 +71,10 @@ def test_data_rules_run_and_rerun_only_what_changed(tmp_path):
     assert "prepare_acdc" in dry.stdout
     for untouched in ("synthesize", "prepare_covidqu", "prepare_idrid", "prepare_imagenet"):
         assert untouched not in dry.stdout
+    # the re-run replaces the earlier output in place (Snakemake removes its files first)
+    rerun = snakemake(tmp_path, tmp_path / "changed.yaml", "results/data/acdc/dataset.json")
+    assert rerun.returncode == 0, rerun.stdout
+    assert open_split(data / "acdc" / "train").images.shape[1:3] == (16, 16)
 
 
 @pytest.mark.parametrize(

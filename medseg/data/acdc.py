@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from medseg.data.output import write_prepared
 from medseg.data.readers import check_labels, check_same_shape, read_nifti, require_dir
 from medseg.data.resize import resize_image, resize_labels
-from medseg.data.store import full_image_row, write_prepared
+from medseg.data.store import full_image_row
 from medseg.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,11 @@ def read_info(patient_dir: Path) -> dict[str, str]:
     for phase in PHASES:
         if not info.get(phase, "").isdigit():
             raise DataError(f"{path}: expected a line '{phase}: <frame number>', found {info.get(phase)!r}")
+    if int(info["ED"]) == int(info["ES"]):
+        raise DataError(
+            f"{path}: ED and ES are both frame {int(info['ED'])}, so the same slices would be written "
+            "twice; correct the frame numbers"
+        )
     return info
 
 
@@ -108,7 +114,7 @@ def prepare_acdc(raw: Path, out: Path, size: int = 256) -> None:
     """Write train (training/ patients) and test (testing/ patients) slices of size x size."""
     root = find_root(raw)
     counts = write_prepared(
-        out, SPLITS, lambda split: prepare_split(root, SPLITS[split], size), CLASSES,
+        raw, out, SPLITS, lambda split: prepare_split(root, SPLITS[split], size), CLASSES,
         type="acdc", channels=1, size=[size, size],
         intensity=f"per-volume clip to percentiles {list(CLIP_PERCENTILES)}, scaled to [0, 1]",
     )

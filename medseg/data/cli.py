@@ -5,12 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+from medseg.argtypes import MIN_IMAGE_SIDE, class_name, image_side, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="prepare a raw dataset release for training",
         description="Read a raw dataset in its release layout and write results/data/<dataset>/: "
         "per split images.npy, masks.npy and index.parquet (ImageNet: index.parquet only), "
-        "plus dataset.json. The output folder is replaced atomically; on bad input nothing is written.",
+        "plus dataset.json. The output folder is replaced atomically, and only when it is new, empty "
+        "or an earlier output of the same command; on bad input nothing is written.",
     )
     kinds = parser.add_subparsers(title="dataset types", metavar="TYPE", required=True)
 
@@ -31,39 +27,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     acdc = add("acdc", "ACDC cine MRI: ED/ES frames from Info.cfg, 2-D slices, per-volume percentile "
                "normalisation to [0, 1], labels 0-3 resized nearest-neighbour")
-    acdc.add_argument("--size", type=_positive, default=256, help="side of the square slices (default 256)")
+    acdc.add_argument("--size", type=image_side, default=256, help=f"side of the square slices, at least {MIN_IMAGE_SIDE} (default 256)")
     acdc.set_defaults(run=run_acdc)
 
     covid = add("covidqu", "COVID-QU-Ex COVID-19 infection subset: Train+Val -> train, Test -> test, "
                 "masks binarised")
-    covid.add_argument("--size", type=_positive, default=256, help="side of the square images (default 256)")
+    covid.add_argument("--size", type=image_side, default=256, help=f"side of the square images, at least {MIN_IMAGE_SIDE} (default 256)")
     covid.set_defaults(run=run_covidqu)
 
     idrid = add("idrid", "IDRiD microaneurysms: images resized, masks max-pooled, training windows and "
                 "test tiles indexed over the resized images")
-    idrid.add_argument("--resize", type=_positive, nargs=2, default=[1120, 2240], metavar=("H", "W"),
+    idrid.add_argument("--resize", type=image_side, nargs=2, default=[1120, 2240], metavar=("H", "W"),
                        help="size the images are resized to (default 1120 2240)")
-    idrid.add_argument("--window", type=_positive, default=448, help="training window side (default 448)")
-    idrid.add_argument("--stride", type=_positive, default=112, help="training window stride (default 112)")
-    idrid.add_argument("--tile", type=_positive, default=224,
+    idrid.add_argument("--window", type=positive_int, default=448, help="training window side (default 448)")
+    idrid.add_argument("--stride", type=positive_int, default=112, help="training window stride (default 112)")
+    idrid.add_argument("--tile", type=positive_int, default=224,
                        help="side of the equal test tiles partitioning each image (default 224: 50 tiles)")
     idrid.set_defaults(run=run_idrid)
 
     imagenet = add("imagenet", "ImageNet or any ImageFolder: index of (path, label) with optional budget")
-    imagenet.add_argument("--classes", type=_positive, default=None,
+    imagenet.add_argument("--classes", type=positive_int, default=None,
                           help="use this many classes, spread evenly over the sorted class list (default all)")
-    imagenet.add_argument("--images-per-class", type=_positive, default=None,
+    imagenet.add_argument("--images-per-class", type=positive_int, default=None,
                           help="first N training images of each class (default all)")
-    imagenet.add_argument("--val-images-per-class", type=_positive, default=None,
+    imagenet.add_argument("--val-images-per-class", type=positive_int, default=None,
                           help="first N validation images of each class (default all)")
-    imagenet.add_argument("--workers", type=_positive, default=8,
+    imagenet.add_argument("--workers", type=positive_int, default=8,
                           help="threads reading image headers (default 8)")
     imagenet.set_defaults(run=run_imagenet)
 
     folder = add("folder", "your own data: images/, masks/ with matching names and splits.csv (image,split)")
-    folder.add_argument("--classes", required=True, nargs="+", metavar="NAME",
+    folder.add_argument("--classes", required=True, nargs="+", metavar="NAME", type=class_name,
                         help="class names, background first, e.g. --classes background lesion")
-    folder.add_argument("--size", type=_positive, default=256, help="side of the square images (default 256)")
+    folder.add_argument("--size", type=image_side, default=256, help=f"side of the square images, at least {MIN_IMAGE_SIDE} (default 256)")
     folder.set_defaults(run=run_folder)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from medseg.data.readers import check_same_shape, list_files, read_image
+from medseg.data.output import write_prepared
+from medseg.data.readers import check_same_shape, list_files, read_image, read_label_map
 from medseg.data.resize import resize_image, resize_labels
-from medseg.data.store import full_image_row, write_prepared
+from medseg.data.store import full_image_row
 from medseg.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,10 @@ def prepare_split(root: Path, raw: Path, release_splits: tuple[str, ...], size: 
             if not mask_path.is_file():
                 raise DataError(f"{mask_path}: infection mask of {image_path} is missing")
             image = read_image(image_path, "L")
-            mask = read_image(mask_path, "L")
-            check_same_shape(image, image_path, mask, mask_path)
+            infection = read_label_map(mask_path) > 0
+            check_same_shape(image, image_path, infection, mask_path)
             images.append(resize_image(image, (size, size)))
-            masks.append(resize_labels((mask > 0).astype("uint8"), (size, size)))
+            masks.append(resize_labels(infection.astype("uint8"), (size, size)))
             rows.append(
                 full_image_row(
                     len(rows), (size, size), source=str(image_path.relative_to(raw)),
@@ -57,7 +58,7 @@ def prepare_covidqu(raw: Path, out: Path, size: int = 256) -> None:
     """Write train (Train + Val) and test (Test) images of size x size with binary masks."""
     root = find_root(raw)
     counts = write_prepared(
-        out, SPLITS, lambda split: prepare_split(root, raw, SPLITS[split], size), CLASSES,
+        raw, out, SPLITS, lambda split: prepare_split(root, raw, SPLITS[split], size), CLASSES,
         type="covidqu", channels=1, size=[size, size], masks="infection masks binarised: non-zero -> 1",
     )
     log.info("COVID-QU-Ex prepared in %s: %s images", out, counts)

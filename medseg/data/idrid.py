@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.data.readers import check_same_shape, list_files, read_image
+from medseg.data.output import write_prepared
+from medseg.data.readers import HIGH_DEPTH_MODES, check_same_shape, list_files, open_image, read_image
 from medseg.data.resize import resize_image, resize_labels_max
-from medseg.data.store import write_prepared
 from medseg.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -45,10 +45,26 @@ def read_pair(raw: Path, image_path: Path, split: str, size: tuple[int, int]) ->
     if not mask_path.is_file():
         raise DataError(f"{mask_path}: microaneurysm mask of {image_path} is missing")
     image = read_image(image_path, "RGB")
-    mask = read_image(mask_path)
-    check_same_shape(image, image_path, mask, mask_path)
-    lesion = mask.max(axis=-1) if mask.ndim == 3 else mask  # released masks are red on black
-    return resize_image(image, size), resize_labels_max((lesion > 0).astype(np.uint8), size)
+    lesion = read_lesion_mask(mask_path)
+    check_same_shape(image, image_path, lesion, mask_path)
+    return resize_image(image, size), resize_labels_max(lesion.astype(np.uint8), size)
+
+
+def read_lesion_mask(path: Path) -> np.ndarray:
+    """Where a lesion mask marks lesion (any colour but black), decided per image mode.
+
+    The released masks are red on black. Palette masks are read through their palette (the
+    index says nothing about the colour), and an alpha channel is ignored, not taken as lesion.
+    """
+    image = open_image(path)
+    if image.mode in ("P", "PA", "RGBA"):
+        image = image.convert("RGB")
+    elif image.mode in ("LA", "La"):
+        image = image.convert("L")
+    if image.mode not in ("1", "L", "RGB") and image.mode not in HIGH_DEPTH_MODES:
+        raise DataError(f"{path}: lesion mask in image mode {image.mode}; expected a grey, RGB or palette image")
+    values = np.asarray(image)
+    return values.any(axis=-1) if values.ndim == 3 else values > 0
 
 
 def prepare_idrid(
@@ -81,7 +97,7 @@ def prepare_idrid(
         return images, masks, rows
 
     counts = write_prepared(
-        out, SETS, prepare_split, CLASSES, type="idrid", channels=3, size=list(size),
+        raw, out, SETS, prepare_split, CLASSES, type="idrid", channels=3, size=list(size),
         train_window=window, train_stride=stride, windows_per_train_image=len(layout["train"]),
         test_tile=tile, tiles_per_test_image=len(layout["test"]),
         masks="microaneurysm masks shrunk by max pooling: a pixel is positive when any source pixel under it is",

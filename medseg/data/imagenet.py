@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from medseg.atomic import atomic_dir
+from medseg.data.output import check_output
 from medseg.data.readers import list_files, read_header, require_dir
-from medseg.data.store import INDEX, write_meta
+from medseg.data.store import INDEX, read_meta, write_meta
 from medseg.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 SUFFIXES = (".jpeg", ".jpg", ".png")
 SOLUTION = "LOC_val_solution.csv"
 HEADER_CHUNK = 20_000
+END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82"}
+TAIL_BYTES = 64
+SPLITS = ("train", "val")
 
 
 def choose_classes(all_classes: list[str], count: int | None) -> list[str]:
@@ -52,7 +56,16 @@ def read_solution(raw: Path) -> dict[str, str]:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or not {"ImageId", "PredictionString"} <= set(reader.fieldnames):
             raise DataError(f"{path}: expected the header ImageId,PredictionString")
-        return {row["ImageId"]: row["PredictionString"].split()[0] for row in reader}
+        solution = {}
+        for row in reader:
+            labels = (row.get("PredictionString") or "").split()
+            if not labels:
+                raise DataError(
+                    f"{path}, line {reader.line_num}: empty PredictionString for {row['ImageId']!r}; "
+                    "expected '<synset> x_min y_min x_max y_max ...'"
+                )
+            solution[row["ImageId"]] = labels[0]
+        return solution
 
 
 def foldered_files(split_dir: Path, classes: list[str], per_class: int | None) -> list[tuple[Path, str]]:
@@ -75,19 +88,42 @@ def flat_val_files(raw: Path, classes: list[str], per_class: int | None) -> list
     return [(path, name) for name in classes for path in by_class[name][:per_class]]
 
 
-def index_frame(files: list[tuple[Path, str]], classes: list[str], workers: int) -> pd.DataFrame:
-    """Index rows with the image sizes from the headers (which also proves each file is an image)."""
+def check_image_file(path: Path) -> tuple[int, int]:
+    """Width and height from the header, after checking that the file is complete.
+
+    Decoding every image would take hours on all of ImageNet; a truncated file still has an
+    intact header, but it lacks the end marker of its format (JPEG's end-of-image, PNG's IEND).
+    """
+    _, width, height, kind = read_header(path)
+    end = END_MARKERS.get(kind)
+    if end is not None:
+        with path.open("rb") as handle:
+            handle.seek(max(path.stat().st_size - TAIL_BYTES, 0))
+            tail = handle.read().rstrip(b"\0\r\n\t ")  # some encoders pad after the marker
+        if not tail.endswith(end):
+            raise DataError(
+                f"{path}: truncated {kind} file (no end-of-image marker); replace it with an "
+                "intact copy from the dataset archive or remove it"
+            )
+    return width, height
+
+
+def index_frame(raw: Path, files: list[tuple[Path, str]], classes: list[str], workers: int) -> pd.DataFrame:
+    """Index rows with the image sizes from the headers, every file checked to be a complete image.
+
+    Paths are relative to the raw folder, so a prepared index survives moving the data.
+    """
     label = {name: i for i, name in enumerate(classes)}
     sizes = []
     with ThreadPoolExecutor(workers) as pool:
         for start in range(0, len(files), HEADER_CHUNK):
             chunk = [path for path, _ in files[start : start + HEADER_CHUNK]]
-            sizes += [(w, h) for _, w, h in pool.map(read_header, chunk)]
-            log.info("checked %d/%d image headers", len(sizes), len(files))
+            sizes += list(pool.map(check_image_file, chunk))
+            log.info("checked %d/%d image files", len(sizes), len(files))
     return pd.DataFrame(
         {
             "i": np.arange(len(files)),
-            "path": [str(path.resolve()) for path, _ in files],
+            "path": [path.relative_to(raw).as_posix() for path, _ in files],
             "label": [label[name] for _, name in files],
             "synset": [name for _, name in files],
             "width": [w for w, _ in sizes],
@@ -105,6 +141,7 @@ def prepare_imagenet(
     workers: int = 8,
 ) -> None:
     """Index train and val images of the chosen classes (labels follow sorted class names)."""
+    check_output(raw, out, "imagenet", SPLITS)
     train_dir = require_dir(raw / "train", "the ImageNet train/ folder of class folders")
     all_classes = class_folders(train_dir)
     if not all_classes:
@@ -119,12 +156,25 @@ def prepare_imagenet(
     if not val:
         raise DataError(f"{val_dir}: no validation images of the chosen classes")
     with atomic_dir(out) as tmp:
-        for split, files in (("train", train), ("val", val)):
+        for split, files in zip(SPLITS, (train, val)):
             (tmp / split).mkdir()
-            index_frame(files, chosen, workers).to_parquet(tmp / split / INDEX, index=False)
+            index_frame(raw, files, chosen, workers).to_parquet(tmp / split / INDEX, index=False)
         write_meta(
-            tmp, type="imagenet", classes=chosen, splits={"train": len(train), "val": len(val)},
+            tmp, type="imagenet", raw=str(raw.resolve()), classes=chosen,
+            splits={"train": len(train), "val": len(val)},
             budget={"classes": classes, "images_per_class": images_per_class,
                     "val_images_per_class": val_images_per_class},
         )
     log.info("ImageNet indexed in %s: %d classes, %d train, %d val images", out, len(chosen), len(train), len(val))
+
+
+def image_paths(prepared: Path, split: str, raw: Path | None = None) -> pd.DataFrame:
+    """The index of a prepared ImageNet split with `path` made absolute.
+
+    Paths are resolved against `raw` (the data's current location, e.g. from the config) or,
+    when None, against the raw folder recorded in dataset.json at preparation time.
+    """
+    index = pd.read_parquet(Path(prepared) / split / INDEX)
+    root = Path(raw) if raw is not None else Path(read_meta(prepared)["raw"])
+    index["path"] = [str(root / path) for path in index["path"]]
+    return index

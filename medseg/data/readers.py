@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -11,14 +12,24 @@ from PIL import Image, UnidentifiedImageError
 from medseg.errors import DataError
 
 
-def read_image(path: Path, mode: str | None = None) -> np.ndarray:
-    """Decode an image file fully (optionally converting its PIL mode) into an array."""
+class Header(NamedTuple):
+    mode: str
+    width: int
+    height: int
+    format: str
+
+
+# Modes that hold more than 8 bits per pixel; PIL's convert("L") would clip them to 255.
+HIGH_DEPTH_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+GRAYSCALE_MODES = {"1", "L", "LA", "La"} | HIGH_DEPTH_MODES
+
+
+def open_image(path: Path) -> Image.Image:
+    """Open and fully decode an image file in its own mode (masks need the mode to be read right)."""
     try:
         with Image.open(path) as image:
             image.load()
-            if mode is not None and image.mode != mode:
-                image = image.convert(mode)
-            return np.asarray(image)
+            return image
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
@@ -28,11 +39,60 @@ def read_image(path: Path, mode: str | None = None) -> np.ndarray:
         ) from None
 
 
-def read_header(path: Path) -> tuple[str, int, int]:
-    """The PIL mode, width and height of an image file, reading only its header."""
+def to_8bit(image: Image.Image, path: Path) -> Image.Image:
+    """A 16-bit grey image scaled by its bit depth to 8 bits (v * 255 / 65535, rounded)."""
+    values = np.asarray(image).astype(np.int64)
+    if values.min() < 0 or values.max() > 65535:
+        raise DataError(
+            f"{path}: {image.mode} image with values {values.min()}..{values.max()}, outside the "
+            "16-bit range 0-65535; save it as an 8- or 16-bit image"
+        )
+    return Image.fromarray(((values * 255 + 32767) // 65535).astype(np.uint8))
+
+
+def read_image(path: Path, mode: str) -> np.ndarray:
+    """Decode an intensity image into an 8-bit array of PIL `mode` ("L" or "RGB").
+
+    16-bit images are scaled by their bit depth, never clipped; alpha is dropped; palette
+    images are read through their palette.
+    """
+    image = open_image(path)
+    if image.mode in HIGH_DEPTH_MODES:
+        image = to_8bit(image, path)
+    elif image.mode == "F":
+        raise DataError(f"{path}: 32-bit floating-point images are not supported; save it as an 8- or 16-bit image")
+    return np.asarray(image if image.mode == mode else image.convert(mode))
+
+
+def read_label_map(path: Path) -> np.ndarray:
+    """The class ids of a mask file, read according to its mode.
+
+    Grey (8 or 16 bit) and bilevel masks hold the ids as values; palette masks hold them as
+    palette indices (their colours are only for display); an alpha channel is ignored; an RGB
+    mask is accepted only when it is grey (all channels equal).
+    """
+    image = open_image(path)
+    values = np.asarray(image)
+    if image.mode in ("1", "L", "P") or image.mode in HIGH_DEPTH_MODES:
+        return values.astype(np.int64)
+    if image.mode in ("LA", "La", "PA"):
+        return values[..., 0].astype(np.int64)
+    if image.mode in ("RGB", "RGBA"):
+        rgb = values[..., :3]
+        if (rgb == rgb[..., :1]).all():
+            return rgb[..., 0].astype(np.int64)
+        raise DataError(
+            f"{path}: colour mask; a mask must hold class ids in one channel (a grey or palette "
+            "image, values 0..C-1), not colours"
+        )
+    raise DataError(f"{path}: mask in image mode {image.mode}; save it as a grey, bilevel or palette image")
+
+
+def read_header(path: Path) -> Header:
+    """The PIL mode, width, height and format of an image file, reading only its header."""
     try:
         with Image.open(path) as image:
-            return image.mode, image.width, image.height
+            return Header(image.mode, image.width, image.height, image.format or "")
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from medseg.atomic import atomic_dir
 
 INDEX = "index.parquet"
 IMAGES = "images.npy"
@@ -30,7 +28,7 @@ def write_split(
     masks: list[np.ndarray],
     rows: list[dict],
     classes: list[str],
-) -> None:
+) -> dict:
     """Write one split: stacked images (channel axis added for grayscale), masks and the index.
 
     `rows` describe the samples; each names the `image` it reads and its window
@@ -48,6 +46,7 @@ def write_split(
         window = mask_array[row["image"], row["y0"] : row["y0"] + row["height"], row["x0"] : row["x0"] + row["width"]]
         records.append({"i": i, **row, **pixel_counts(window, classes)})
     pd.DataFrame.from_records(records).to_parquet(split_dir / INDEX, index=False)
+    return image_range(image_array)
 
 
 def full_image_row(image: int, shape: tuple[int, ...], **fields) -> dict:
@@ -91,20 +90,7 @@ def read_meta(out: Path) -> dict:
     return json.loads((Path(out) / META).read_text())
 
 
-def write_prepared(
-    out: Path,
-    splits: Iterable[str],
-    prepare_split: Callable[[str], tuple[list, list, list]],
-    classes: list[str],
-    **meta,
-) -> dict[str, int]:
-    """Prepare each split with `prepare_split(split) -> (images, masks, rows)` and write the
-    dataset atomically, with `dataset.json` holding the classes, split sizes and `meta`."""
-    with atomic_dir(out) as tmp:
-        counts = {}
-        for split in splits:
-            images, masks, rows = prepare_split(split)
-            write_split(tmp / split, images, masks, rows, classes)
-            counts[split] = len(rows)
-        write_meta(tmp, classes=classes, splits=counts, **meta)
-    return counts
+def image_range(images: np.ndarray) -> dict:
+    """How consumers read a split's images: dtype, shape and the nominal value range."""
+    nominal = [0, 255] if images.dtype == np.uint8 else [0.0, 1.0]
+    return {"dtype": str(images.dtype), "shape": list(images.shape), "value_range": nominal}

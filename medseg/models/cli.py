@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from medseg.argtypes import MIN_CLASSES, class_count, positive_float, positive_int
 from medseg.models import MODEL_NAMES
 
 if TYPE_CHECKING:
@@ -18,13 +19,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="List the segmentation models with parameter counts (encoder, decoder, total) "
         "and the shapes of their encoder levels at a given image size.",
     )
-    parser.add_argument("--image-size", type=int, default=224, help="square input size in pixels (default: 224)")
+    parser.add_argument("--image-size", type=positive_int, default=224, help="square input size in pixels (default: 224)")
     parser.add_argument(
-        "--width", type=float, default=1.0,
+        "--width", type=positive_float, default=1.0,
         help="width multiplier: U-Net base width 64*w, ResNet stage widths *w, Swin embed dim 96*w (default: 1)",
     )
-    parser.add_argument("--window-size", type=int, default=7, help="Swin attention window (default: 7)")
-    parser.add_argument("--classes", type=int, default=2, help="output channels of the segmentation head (default: 2)")
+    parser.add_argument("--window-size", type=positive_int, default=7, help="Swin attention window (default: 7)")
+    parser.add_argument("--classes", type=class_count, default=2,
+                        help=f"output channels of the segmentation head, at least {MIN_CLASSES} (default: 2)")
     parser.add_argument("--model", choices=MODEL_NAMES, action="append", help="only this model (repeatable)")
     parser.set_defaults(run=run)
 

@@ -1,0 +1,58 @@
+"""Argument types for the `medseg` subcommands, with the same limits as the config schema.
+
+tests/test_cli_limits.py checks every limit here against workflow/schemas/config.schema.yaml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable
+
+# Smallest image side a preparer writes (the schema's `size` and `resize` minimum).
+MIN_IMAGE_SIDE = 8
+# A segmentation task has a background and at least one foreground class.
+MIN_CLASSES = 2
+# Class names become index columns `pixels_<name>` (the schema's `classes` item pattern).
+CLASS_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= minimum."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer of at least {minimum}, got {text}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number greater than 0, got {text}")
+    return value
+
+
+positive_int = int_at_least(1)
+image_side = int_at_least(MIN_IMAGE_SIDE)
+
+
+def class_name(text: str) -> str:
+    """An argparse type: letters, digits and underscores only."""
+    if not CLASS_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"class names may hold letters, digits and _ only, got {text!r}")
+    return text
+
+
+class_count = int_at_least(MIN_CLASSES)
