@@ -115,6 +115,59 @@ def test_encoder_features_are_nchw_even_for_swin():
     assert [f.shape[1] for f in features] == [24, 48, 96, 192]
 
 
+def test_swin_levels_are_taken_before_the_blocks_as_in_cao_et_al():
+    """Cao et al.'s Swin-Unet takes each skip before the Swin blocks of its resolution: the skips
+    are the patch-embedding output and the patch-merging outputs of stages 1 and 2, and the
+    bottleneck is the final LayerNorm after stage 3's blocks. Pinned with forward hooks."""
+    model = build_model("swin_unet", NUM_CLASSES, **DEMO).eval()
+    encoder, decoder = model.encoder, model.decoder
+    out = {}
+
+    def keep(name):
+        def hook(module, inputs, output):
+            out[name] = output
+        return hook
+
+    def keep_inputs(name):
+        def hook(module, inputs):
+            out[name] = inputs
+        return hook
+
+    hooks = [encoder.patch_embed.register_forward_hook(keep("embed")), encoder.norm.register_forward_hook(keep("norm"))]
+    for i, stage in enumerate(encoder.stages):
+        hooks.append(stage.downsample.register_forward_hook(keep(f"merge{i}")))
+        hooks.append(stage.blocks.register_forward_hook(keep(f"blocks{i}")))
+    hooks.append(decoder.expand.register_forward_pre_hook(keep_inputs("bottleneck")))
+    for k, level in enumerate(decoder.levels):
+        hooks.append(level.register_forward_pre_hook(keep_inputs(f"decoder{k}")))
+    with torch.no_grad():
+        features = encoder(torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
+        decoder(features)
+    for hook in hooks:
+        hook.remove()
+    nhwc = [feature.permute(0, 2, 3, 1) for feature in features]
+
+    assert isinstance(encoder.stages[0].downsample, nn.Identity)
+    assert [type(encoder.stages[i].downsample).__name__ for i in (1, 2, 3)] == ["PatchMerging"] * 3
+    # The encoder levels: embedding, two patch mergings, LayerNorm of the last blocks.
+    expected = [out["embed"], out["merge1"], out["merge2"], out["norm"]]
+    assert all(torch.equal(a, b) for a, b in zip(nhwc, expected, strict=True))
+    assert all(not torch.equal(nhwc[i], out[f"blocks{i}"]) for i in range(3))  # not after the blocks
+    # Every stage's blocks still run, and feed the next stage's patch merging and the final norm.
+    for i in range(3):
+        merged = encoder.stages[i + 1].downsample(out[f"blocks{i}"])
+        assert torch.equal(merged, out[f"merge{i + 1}"])
+    assert torch.equal(out["norm"], encoder.norm(encoder.stages[3].blocks(out["merge3"])))
+    # The decoder's skips, deepest first, and its bottleneck are exactly those tensors.
+    skips = [out[f"decoder{k}"][1] for k in range(3)]
+    assert [tuple(skip.shape[1:]) for skip in skips] == [(4, 4, 96), (8, 8, 48), (16, 16, 24)]
+    assert all(torch.equal(skip, level) for skip, level in zip(skips, [out["merge2"], out["merge1"], out["embed"]]))
+    assert torch.equal(out["bottleneck"][0], out["norm"])
+    # Robustness levels: second-to-last is stage 2's patch merging (384 @ 14x14 at 224), last the bottleneck.
+    assert torch.equal(nhwc[encoder.level_index("second_to_last")], out["merge2"])
+    assert torch.equal(nhwc[encoder.level_index("last")], out["norm"])
+
+
 # --- Swin at other image sizes ------------------------------------------------------------
 
 
