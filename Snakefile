@@ -1,6 +1,7 @@
 # medseg: robustness of ImageNet checkpoints as a transferability indicator.
 # Without --configfile the embedded CPU demo on synthetic data runs; the paper's grid is
-#   snakemake --configfile config/config.yaml --profile profiles/slurm
+#   snakemake --configfile config/config.yaml --profile profiles/local
+# (one workstation; a Slurm profile is planned).
 # Keep this file light: it is parsed for every dry run and every cluster job (no torch).
 
 if not config:

@@ -1,7 +1,9 @@
 """The additive attention gate of Attention U-Net (Oktay et al. 2018, Fig. 2).
 
-Ours because timm has no attention gate. It follows the paper, not the authors' release (see
-AUDIT.md): one attention coefficient per pixel, shared by all skip channels.
+Ours because timm has no attention gate. The paper (Appendix A.1.2) uses gates "identical to
+that of Attention U-Net" (its ref. [19], Schlemper, Oktay et al. 2019), so this follows Oktay et
+al.: one attention coefficient per pixel, shared by all skip channels. The authors' released
+code differs here (its gate computes one coefficient per skip channel); we follow the paper.
 """
 
 from __future__ import annotations
