@@ -1,0 +1,9 @@
+"""Downstream segmentation training and evaluation (paper §5.4, Appendices A.4 and A.5).
+
+Pure parts, usable on their own: `loss` (the output-channel convention, class probabilities
+and predictions from logits, the Dice loss of Eq. A.2), `augment` (batched on-device geometric
+augmentation with per-sample parameters: ACDC/COVID-QU-Ex rotation and flip, IDRiD's rotated
+crop of Algorithm 2) and `metrics` (Dice of Eq. A.3, Jaccard, MCC, average precision and HD95
+accumulated over a test set into the long `scores.parquet` table). Nothing heavy is imported
+here.
+"""
