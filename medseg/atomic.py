@@ -14,6 +14,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _current_umask() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def _ordinary_permissions(path: Path, directory: bool) -> None:
+    """Give a temporary file or folder (private, from tempfile) the permissions of a normal one."""
+    path.chmod((0o777 if directory else 0o666) & ~_current_umask())
+
+
 def remove_leftovers(final: Path) -> None:
     """Delete the temporary folders that a killed earlier `atomic_dir(final)` left beside `final`."""
     for kind in ("tmp", "old"):
@@ -33,6 +44,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    _ordinary_permissions(tmp, directory=True)
     try:
         yield tmp
     except BaseException:
@@ -56,6 +68,7 @@ def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
     os.close(fd)
     tmp = Path(name)
+    _ordinary_permissions(tmp, directory=False)
     try:
         yield tmp
         os.replace(tmp, final)

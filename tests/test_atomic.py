@@ -40,3 +40,18 @@ def test_atomic_file(tmp_path):
             raise ValueError
     assert final.read_text() == "done"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
+
+
+def test_outputs_get_ordinary_permissions_not_private_temporary_ones(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "x").write_text("1")
+        with atomic_file(tmp_path / "f") as tmp:
+            tmp.write_text("1")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "f").stat().st_mode & 0o777 == 0o644
