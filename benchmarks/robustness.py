@@ -1,0 +1,66 @@
+"""Time robustness scoring (two jittered views per image, every variant) per model, in images per second.
+
+    .venv/bin/python benchmarks/robustness.py                      # demo size: 64, width 0.25, window 4
+    .venv/bin/python benchmarks/robustness.py --model unet --image-size 224 --width 1 --window-size 7 --images 64
+
+Scores random grey images (stored at the input size, so no resizing) with a freshly initialised
+encoder through `medseg.robustness.score.score_encoder`, the code `medseg robustness` runs: reading
+the windows, jitter, normalisation, two forward passes per image, all distances. Prints the median
+images/s over `--repeats` runs after one warm-up run, and the process's peak resident memory
+(meaningful per model when one `--model` is given). Timings depend on the machine: report them
+with its CPU/GPU, thread count and load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+
+import numpy as np
+import pandas as pd
+import torch
+
+from medseg.data.store import Split
+from medseg.models import MODEL_NAMES, build_encoder
+from medseg.robustness.score import score_encoder
+
+
+def fake_split(n: int, size: int) -> tuple[Split, pd.DataFrame]:
+    images = np.random.default_rng(0).random((n, size, size, 1), dtype=np.float32)
+    index = pd.DataFrame({"image": range(n), "y0": 0, "x0": 0, "height": size, "width": size})
+    return Split(images, np.zeros((n, size, size), np.uint8), index), index
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=MODEL_NAMES, action="append", help="only this model (repeatable)")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--width", type=float, default=0.25)
+    parser.add_argument("--window-size", type=int, default=4)
+    parser.add_argument("--images", type=int, default=256, help="images scored per run (default: 256)")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs after one warm-up run; 0: the warm-up run only")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    split, windows = fake_split(args.images, args.image_size)
+    print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}; "
+          f"image {args.image_size}, width {args.width:g}, window {args.window_size}, batch {args.batch}, "
+          f"{args.images} images, fp32")
+    print(f"{'model':<26}{'images/s':>10}{'peak RSS (MB)':>15}")
+    for name in args.model or MODEL_NAMES:
+        encoder = build_encoder(name, args.image_size, args.width, args.window_size)
+        rates = []
+        for _ in range(args.repeats + 1):
+            scores = score_encoder(encoder, split, windows, args.image_size, 1.0, batch=args.batch, device=device)
+            rates.append(args.images / scores.seconds)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"{name:<26}{statistics.median(rates[1:] or rates):>10.1f}{peak:>15.0f}")
+
+
+if __name__ == "__main__":
+    main()

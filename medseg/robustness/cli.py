@@ -1,0 +1,161 @@
+"""`medseg robustness` (every variant of Eq. 3 for one encoder file) and `medseg rank` (many files, best first)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from medseg.argtypes import int_at_least, positive_int
+from medseg.errors import MedsegError
+from medseg.robustness.selection import MODES, main_variant
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MARGINS = (0.0, 0.25, 0.5, 0.75, 1.0)  # equal to medseg.robustness.distances.DEFAULT_MARGINS
+non_negative_int = int_at_least(0)
+
+
+def _margin(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"a margin must be a finite number of at least 0, got {text}")
+    return value
+
+
+def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, required=True,
+                        help="a prepared segmentation dataset (the output of `medseg prepare`), e.g. results/data/acdc")
+    group = parser.add_argument_group("scoring (what the scores depend on)")
+    group.add_argument("--margins", type=_margin, nargs="+", default=list(DEFAULT_MARGINS), metavar="EPS",
+                       help="margins ε of Eq. 3 (default: 0 0.25 0.5 0.75 1)")
+    group.add_argument("--seed", type=non_negative_int, default=0,
+                       help="seed of the per-image jitter factors and of the random negatives; the same seed gives "
+                       "every encoder the same views and negatives (default: 0)")
+    group.add_argument("--image-size", type=positive_int, default=None,
+                       help="square model input for ACDC, COVID-QU-Ex and folder datasets (default: the size recorded in "
+                       "the encoder file, 224 for a timm file); IDRiD always uses its tile")
+    group.add_argument("--split", default="train", help="which split to score (default: train, as in the paper)")
+    run = parser.add_argument_group("running (results do not depend on these)")
+    run.add_argument("--batch", type=positive_int, default=32, help="samples per forward pass (default: 32)")
+    run.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    robustness = subparsers.add_parser(
+        "robustness",
+        help="score one encoder file: every robustness variant (paper Eq. 3) on a prepared dataset",
+        description="Jitter every training sample twice (Algorithm 3, factors per image), run both views through "
+        "the encoder (eval mode, float32) and write one Parquet row per variant: distance (cosine, l2, "
+        "correlation) x margin x level (last, second_to_last) x pooled, with columns distance, margin, level, "
+        "pooled, robustness (1 - mean hinge, higher is better), hinge_mean, n_images, seconds. The encoder is "
+        "a medseg encoder.safetensors or a timm resnet50 state dict saved as safetensors (scored as the "
+        "resnet50_attention_unet encoder); which one is read from the file.",
+    )
+    robustness.add_argument("--encoder", type=Path, required=True, help="encoder file (safetensors)")
+    robustness.add_argument("--out", type=Path, required=True,
+                            help="Parquet file to write, e.g. results/robustness/dataset=acdc/model=unet/scheme=simple/epoch=5/robustness.parquet")
+    robustness.add_argument("--save-features", type=Path, default=None, metavar="FILE",
+                            help="also write every representation as safetensors: query/key.{last,second_to_last}."
+                            "{pooled,unpooled} of shape (N, D) in sample order, and int64 `negative` (holds all "
+                            "features in memory)")
+    _add_scoring_options(robustness)
+    robustness.set_defaults(run=run_robustness)
+
+    rank = subparsers.add_parser(
+        "rank",
+        help="score several encoder files on one dataset and list them best first",
+        description="Score each encoder file like `medseg robustness` (same views and negatives for all) and print "
+        "them best first by the paper's main variant for the downstream mode: cosine distance, margin 0.5, "
+        "second-to-last level, unpooled for full training, pooled for decoder-only training. --out keeps every "
+        "variant of every file. --margins takes several values: give it after the encoder files.",
+    )
+    rank.add_argument("encoders", type=Path, nargs="+", metavar="ENCODER", help="encoder files (safetensors)")
+    rank.add_argument("--mode", choices=MODES, default="full",
+                      help="downstream training the choice is for: full or decoder (default: full)")
+    rank.add_argument("--out", type=Path, default=None,
+                      help="also write every variant of every file, with an `encoder` column (.parquet or .csv)")
+    _add_scoring_options(rank)
+    rank.set_defaults(run=run_rank)
+
+
+def _unique(values: list[float]) -> list[float]:
+    return list(dict.fromkeys(values))
+
+
+def _check_out(path: Path, suffixes: tuple[str, ...]) -> None:
+    if path.suffix.lower() not in suffixes:
+        raise MedsegError(f"{path}: expected a file name ending in {' or '.join(suffixes)}")
+
+
+def run_robustness(args: argparse.Namespace) -> None:
+    from safetensors.torch import save_file
+
+    from medseg.atomic import atomic_file
+    from medseg.robustness.score import open_dataset, score_file
+
+    _check_out(args.out, (".parquet",))
+    if args.save_features is not None:
+        _check_out(args.save_features, (".safetensors",))
+    dataset = open_dataset(args.data, args.split)
+    info, size, scores = score_file(
+        args.encoder, dataset, image_size=args.image_size, seed=args.seed, batch=args.batch, device=args.device,
+        save_features=args.save_features is not None,
+    )
+    table = scores.table(_unique(args.margins))
+    with atomic_file(args.out) as tmp:
+        table.to_parquet(tmp, index=False)
+    if args.save_features is not None:
+        metadata = {
+            "encoder": str(args.encoder), "kind": info.kind, "model": info.model, "data": str(args.data),
+            "split": args.split, "input_size": str(size), "seed": str(args.seed),
+            "rows": "IDRiD: the split's images cut into test_tile tiles, image by image, tile rows then columns"
+            if dataset.meta.get("type") == "idrid" else "the rows of the split's index.parquet",
+        }
+        with atomic_file(args.save_features) as tmp:
+            save_file(scores.features, tmp, metadata=metadata)
+    main = table[(table.distance == "cosine") & (table.margin == 0.5) & (table.level == "second_to_last")]
+    log.info("%s: %d samples in %.1f s; main variants (cosine, 0.5, second_to_last): %s -> %s", args.encoder,
+             scores.n_images, scores.seconds,
+             ", ".join(f"{'pooled' if r.pooled else 'unpooled'} {r.robustness:.4f}" for r in main.itertuples()), args.out)
+
+
+def run_rank(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from medseg.atomic import atomic_file
+    from medseg.robustness.score import open_dataset, score_file
+
+    if args.out is not None:
+        _check_out(args.out, (".parquet", ".csv"))
+    variant = main_variant(args.mode)
+    margins = _unique([*args.margins, variant.margin])
+    dataset = open_dataset(args.data, args.split)
+    tables, ranked = [], []
+    for path in args.encoders:
+        info, size, scores = score_file(
+            path, dataset, image_size=args.image_size, seed=args.seed, batch=args.batch, device=args.device
+        )
+        table = scores.table(margins)
+        main = table[(table.distance == variant.distance) & (table.margin == variant.margin)
+                     & (table.level == variant.level) & (table.pooled == variant.pooled)]
+        ranked.append((float(main.robustness.iloc[0]), str(path), info.describe(), size))
+        tables.append(table.assign(encoder=str(path), model=info.model, kind=info.kind, input_size=size))
+    ranked.sort(key=lambda item: -item[0])  # stable: ties keep the order given
+    pooling = "pooled" if variant.pooled else "unpooled"
+    print(f"robustness on {dataset.path} ({dataset.split_name}, {len(dataset.windows)} samples, seed {args.seed}); "
+          f"main variant for --mode {args.mode}: {variant.distance}, margin {variant.margin:g}, {variant.level}, {pooling}")
+    print(f"{'rank':>4}  {'robustness':>10}  encoder")
+    for position, (value, path, description, size) in enumerate(ranked, start=1):
+        print(f"{position:>4}  {value:>10.4f}  {path}  [{description}, input {size}x{size}]")
+    if args.out is not None:
+        table = pd.concat(tables, ignore_index=True)
+        with atomic_file(args.out) as tmp:
+            if args.out.suffix.lower() == ".csv":
+                table.to_csv(tmp, index=False)
+            else:
+                table.to_parquet(tmp, index=False)
+        print(f"every variant: {args.out}")

@@ -1,0 +1,314 @@
+"""Robustness of one encoder on one prepared dataset (paper Eq. 3, Appendix A.6), every variant at once.
+
+Every sample of the split is jittered twice by Algorithm 3 (`medseg.jitter`, factors per image):
+view 1 is the query q̃ᵢ, view 2 the positive key kᵢ⁺ of its own sample and the negative key of the
+sample whose query is paired with it by a seeded random derangement (no sample is its own
+negative). The jitter factors and the derangement depend on the seed and the number of samples
+only, so every encoder scored with the same seed sees exactly the same views and negatives.
+
+Each sample's two views go through the encoder once each (eval mode, no gradients, batched,
+float32); every variant (distance x margin x level x pooled) comes from those two passes.
+
+Streaming: only per-sample distances are kept, never all features (unless saving them). A
+sample's negative key is usually in another batch, so samples are processed along the cycles of
+the derangement (i, neg(i), neg(neg(i)), ...): the negative key of each query is then in the same
+batch or the next one, except at the end of a cycle, whose negative is the cycle's first key.
+`_NegativePairs` pairs queries and keys as they arrive and holds only the ones still waiting, so
+memory is one batch of features plus at most two held samples, whatever the dataset size.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from medseg.data.store import Split, open_split, read_meta
+from medseg.errors import MedsegError
+from medseg.inputs import input_size, normalise, read_windows, scoring_windows, to_pixels, value_scale
+from medseg.jitter import JitterFactors, apply_jitter, draw_factors
+from medseg.models.encoder import LEVEL_NAMES, Encoder
+from medseg.robustness.distances import DEFAULT_MARGINS, DISTANCES, robustness
+from medseg.robustness.encoders import EncoderFile, inspect, load
+from medseg.robustness.features import POOLINGS, REPRESENTATIONS, feature_name, representations
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["distance", "margin", "level", "pooled", "robustness", "hinge_mean", "n_images", "seconds"]
+DEFAULT_BATCH = 32
+DEFAULT_SPLIT = "train"
+# Independent random streams derived from the one seed.
+_JITTER_STREAM, _NEGATIVE_STREAM = range(2)
+
+Key = tuple[str, str, str]  # (level, pooling, distance)
+
+
+def derangement(n: int, seed: int) -> np.ndarray:
+    """A uniformly random permutation of range(n) without fixed points, the same for the same (n, seed)."""
+    if n < 2:
+        raise ValueError(f"a derangement needs at least 2 elements, got {n}")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _NEGATIVE_STREAM]))
+    identity = np.arange(n)
+    while True:  # about e tries on average
+        permutation = rng.permutation(n)
+        if not np.any(permutation == identity):
+            return permutation
+
+
+def cycle_order(permutation: np.ndarray) -> np.ndarray:
+    """Every index once, cycle by cycle: i, p[i], p[p[i]], ... (each cycle from its smallest index)."""
+    seen = np.zeros(len(permutation), dtype=bool)
+    order = []
+    for start in range(len(permutation)):
+        i = start
+        while not seen[i]:
+            seen[i] = True
+            order.append(i)
+            i = int(permutation[i])
+    return np.asarray(order, dtype=np.int64)
+
+
+def jitter_factors(n: int, seed: int) -> tuple[JitterFactors, JitterFactors]:
+    """The Algorithm 3 factors of the query views and of the key views of n samples."""
+    generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, _JITTER_STREAM]).generate_state(1)[0]))
+    return draw_factors(n, generator), draw_factors(n, generator)
+
+
+class _NegativePairs:
+    """Pairs query i with key negative[i] as soon as both have been seen; holds only the waiting ones."""
+
+    def __init__(self, negative: np.ndarray) -> None:
+        self.negative = negative
+        self.query_of_key = np.argsort(negative)  # the inverse permutation: key j is query_of_key[j]'s negative
+        self.queries: dict[int, dict] = {}  # queries whose negative key has not come yet
+        self.keys: dict[int, dict] = {}  # keys whose query has not come yet
+
+    @property
+    def held(self) -> int:
+        return len(self.queries) + len(self.keys)
+
+    def add(self, ids: Sequence[int], queries: dict, keys: dict) -> list[tuple[int, dict, dict]]:
+        """Add a batch (row r of `queries`/`keys` is sample ids[r]); return the (i, query, key) pairs now complete."""
+        row = {int(i): r for r, i in enumerate(ids)}
+        pairs = []
+        for i, r in row.items():
+            j = int(self.negative[i])
+            if j in row:
+                pairs.append((i, _row(queries, r), _row(keys, row[j])))
+            elif j in self.keys:
+                pairs.append((i, _row(queries, r), self.keys.pop(j)))
+            else:
+                self.queries[i] = _row(queries, r, copy=True)
+        for j, r in row.items():
+            i = int(self.query_of_key[j])
+            if i in row:
+                continue  # paired above
+            if i in self.queries:
+                pairs.append((i, self.queries.pop(i), _row(keys, r)))
+            else:
+                self.keys[j] = _row(keys, r, copy=True)  # its query comes in a later batch
+        return pairs
+
+
+def _row(features: dict, r: int, copy: bool = False) -> dict:
+    return {rep: (t[r].clone() if copy else t[r]) for rep, t in features.items()}
+
+
+@dataclass
+class Scores:
+    """Per-sample distances of every (level, pooling, distance), and what they came from."""
+
+    positive: dict[Key, np.ndarray]
+    negative_distance: dict[Key, np.ndarray]
+    negative: np.ndarray
+    seconds: float
+    features: dict[str, torch.Tensor] | None = None
+    windows: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def n_images(self) -> int:
+        return len(self.negative)
+
+    def table(self, margins: Iterable[float] = DEFAULT_MARGINS) -> pd.DataFrame:
+        """One row per variant, in the order distance, margin, level, pooled (pooled first)."""
+        rows = []
+        for distance in DISTANCES:
+            for margin in margins:
+                for level in LEVEL_NAMES:
+                    for pooling in POOLINGS:
+                        key = (level, pooling, distance)
+                        value, hinge_mean = robustness(self.positive[key], self.negative_distance[key], float(margin))
+                        rows.append(
+                            {"distance": distance, "margin": float(margin), "level": level, "pooled": pooling == "pooled",
+                             "robustness": value, "hinge_mean": hinge_mean, "n_images": self.n_images,
+                             "seconds": self.seconds}
+                        )
+        return pd.DataFrame(rows, columns=COLUMNS).astype({"n_images": "int64", "pooled": "bool"})
+
+
+def _distances(queries: dict, keys: dict) -> dict[Key, torch.Tensor]:
+    """Row-wise distances of stacked (B, D) queries and keys for every representation and distance."""
+    return {
+        (level, pooling, name): fn(queries[(level, pooling)], keys[(level, pooling)]).cpu()
+        for level, pooling in REPRESENTATIONS
+        for name, fn in DISTANCES.items()
+    }
+
+
+def _check_finite(features: dict, view: str, ids: np.ndarray, source: str, windows: pd.DataFrame) -> None:
+    for (level, pooling), tensor in features.items():
+        bad = ~torch.isfinite(tensor).all(dim=1)
+        if bad.any():
+            first = int(ids[int(bad.nonzero()[0, 0])])
+            raise MedsegError(
+                f"{source}: the encoder's {level} features of the {view} view are NaN or inf for "
+                f"{int(bad.sum())} sample(s) in a batch (first: sample {first}, image {int(windows.image.iloc[first])}); "
+                "the weights may have diverged"
+            )
+
+
+def score_encoder(
+    encoder: Encoder,
+    split: Split,
+    windows: pd.DataFrame,
+    size: int,
+    scale: float,
+    *,
+    seed: int = 0,
+    batch: int = DEFAULT_BATCH,
+    device: torch.device | str = "cpu",
+    save_features: bool = False,
+    source: str = "encoder",
+) -> Scores:
+    """Score `encoder` on the `windows` of `split` (stored values / `scale` in [0, 1], inputs `size`)."""
+    start = time.perf_counter()
+    n = len(windows)
+    negative = derangement(n, seed)
+    query_factors, key_factors = jitter_factors(n, seed)
+    order = cycle_order(negative)
+    encoder = encoder.to(device).eval()
+    positive: dict[Key, np.ndarray] = {}
+    negative_distance: dict[Key, np.ndarray] = {}
+    stored: dict[str, torch.Tensor] | None = {} if save_features else None
+    pairs = _NegativePairs(negative)
+    most_held = 0
+    for begin in range(0, n, batch):
+        ids = order[begin : begin + batch]
+        index = torch.from_numpy(ids)
+        pixels = to_pixels(read_windows(split, windows.iloc[ids]), size, scale, device)
+        views = {}
+        for view, factors in (("query", query_factors), ("key", key_factors)):
+            views[view] = representations(encoder, normalise(apply_jitter(pixels, factors[index])))
+            _check_finite(views[view], view, ids, source, windows)
+        for key, values in _distances(views["query"], views["key"]).items():
+            positive.setdefault(key, np.full(n, np.nan))[ids] = values.numpy()
+        complete = pairs.add(ids, views["query"], views["key"])
+        most_held = max(most_held, pairs.held)
+        if complete:
+            rows = np.array([i for i, _, _ in complete])
+            stacked_q = {rep: torch.stack([q[rep] for _, q, _ in complete]) for rep in REPRESENTATIONS}
+            stacked_k = {rep: torch.stack([k[rep] for _, _, k in complete]) for rep in REPRESENTATIONS}
+            for key, values in _distances(stacked_q, stacked_k).items():
+                negative_distance.setdefault(key, np.full(n, np.nan))[rows] = values.numpy()
+        if stored is not None:
+            for view, features in views.items():
+                for (level, pooling), tensor in features.items():
+                    name = feature_name(view, level, pooling)
+                    if name not in stored:
+                        stored[name] = torch.empty((n, tensor.shape[1]), dtype=torch.float32)
+                    stored[name][index] = tensor.cpu()
+        log.debug("scored %d/%d samples (%d held for later negatives)", min(begin + batch, n), n, pairs.held)
+    assert pairs.held == 0 and all(not np.isnan(v).any() for v in negative_distance.values())
+    if stored is not None:
+        stored["negative"] = torch.from_numpy(negative.astype(np.int64))
+    log.debug("at most %d samples were held between batches", most_held)
+    return Scores(positive, negative_distance, negative, time.perf_counter() - start, stored, windows)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A prepared segmentation dataset opened for scoring."""
+
+    path: Path
+    meta: dict
+    split: Split
+    split_name: str
+    windows: pd.DataFrame
+    scale: float
+
+
+def open_dataset(data: Path, split: str = DEFAULT_SPLIT) -> Dataset:
+    """Open a prepared dataset's split with the samples robustness scores; MedsegError naming what is wrong."""
+    data = Path(data)
+    meta_file = data / "dataset.json"
+    try:
+        meta = read_meta(data)
+    except FileNotFoundError:
+        raise MedsegError(f"{meta_file} not found: --data must be a folder written by `medseg prepare`") from None
+    except ValueError as error:
+        raise MedsegError(f"{meta_file} is not valid JSON: {error}") from None
+    if meta.get("type") == "imagenet":
+        raise MedsegError(f"{data} is prepared ImageNet (an index only); robustness scores a segmentation dataset")
+    if split not in meta.get("images", {}):
+        raise MedsegError(f"{meta_file} has no '{split}' split with images")
+    try:
+        opened = open_split(data / split)
+    except FileNotFoundError as error:
+        raise MedsegError(f"{error.filename}: missing from the prepared dataset {data}; re-run `medseg prepare`") from None
+    windows = scoring_windows(data, split, meta)
+    if len(windows) < 2:
+        raise MedsegError(
+            f"{data / split / 'index.parquet'}: {len(windows)} sample(s) in the '{split}' split; robustness needs at "
+            "least 2 (every sample's negative key comes from another sample)"
+        )
+    return Dataset(data, meta, opened, split, windows, value_scale(meta, split))
+
+
+def resolve_image_size(info: EncoderFile, image_size: int | None) -> int:
+    """The model's image size: the option, else the size the file was built for, else the paper's 224."""
+    if image_size is not None:
+        return image_size
+    return info.image_size if info.image_size is not None else 224
+
+
+def score_file(
+    encoder_path: Path,
+    dataset: Dataset,
+    *,
+    image_size: int | None = None,
+    seed: int = 0,
+    batch: int = DEFAULT_BATCH,
+    device: torch.device | str | None = None,
+    save_features: bool = False,
+) -> tuple[EncoderFile, int, Scores]:
+    """Open an encoder file and score it on `dataset`: (what the file is, the input size used, the scores)."""
+    info = inspect(Path(encoder_path))
+    size = input_size(dataset.meta, resolve_image_size(info, image_size))
+    encoder = load(info, size)
+    device = _device(device)
+    log.info("scoring %s (%s) on %d samples of %s at %dx%d on %s",
+             info.path, info.describe(), len(dataset.windows), dataset.path, size, size, device)
+    scores = score_encoder(
+        encoder, dataset.split, dataset.windows, size, dataset.scale, seed=seed, batch=batch, device=device,
+        save_features=save_features, source=str(info.path),
+    )
+    return info, size, scores
+
+
+def _device(name: torch.device | str | None) -> torch.device:
+    """The torch device to score on: `name`, else cuda when available, else cpu."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise MedsegError(f"unknown torch device {str(name)!r}: {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MedsegError(f"device {str(name)!r} was asked for but torch sees no CUDA GPU")
+    return device

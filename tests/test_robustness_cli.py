@@ -1,0 +1,289 @@
+"""End-to-end tests of `medseg robustness` and `medseg rank` on the tiny prepared datasets."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from medseg.cli import main
+from medseg.data.store import open_split
+from medseg.inputs import normalise, read_windows, scoring_windows, to_pixels
+from medseg.jitter import apply_jitter, identity_factors
+from medseg.models import build_encoder
+from medseg.robustness import score as score_module
+from medseg.robustness.distances import DISTANCES, robustness
+from medseg.robustness.encoders import TIMM_RESNET50, inspect, load
+from medseg.robustness.features import POOLINGS, representations
+from medseg.robustness.score import COLUMNS, jitter_factors, open_dataset, score_file
+
+LEVELS = ("last", "second_to_last")
+N_ACDC = 30  # training slices of the tiny ACDC
+
+
+@pytest.fixture(scope="module")
+def encoders(tmp_path_factory):
+    """Encoder files at sizes the models accept: convnets at 32, Swin at 64 with window 4."""
+    out = tmp_path_factory.mktemp("encoders")
+    paths = {}
+    for name, size in (("unet", 32), ("resnet50_attention_unet", 32), ("swin_unet", 64)):
+        paths[name] = out / f"{name}.safetensors"
+        build_encoder(name, size, 0.25, 4, seed=1).save(paths[name])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def unet_run(prepared, encoders, tmp_path_factory):
+    """`medseg robustness` of the U-Net on ACDC with --save-features (run once for several tests)."""
+    out = tmp_path_factory.mktemp("unet_run")
+    rc = main(["robustness", "--encoder", str(encoders["unet"]), "--data", str(prepared / "acdc"),
+               "--out", str(out / "robustness.parquet"), "--save-features", str(out / "features.safetensors"),
+               "--batch", "8"])
+    assert rc == 0
+    return pd.read_parquet(out / "robustness.parquet"), load_file(out / "features.safetensors")
+
+
+def _table_from_features(features: dict[str, torch.Tensor], margins) -> pd.DataFrame:
+    negative = features["negative"]
+    rows = []
+    for distance, fn in DISTANCES.items():
+        for margin in margins:
+            for level in LEVELS:
+                for pooling in POOLINGS:
+                    q, k = features[f"query.{level}.{pooling}"], features[f"key.{level}.{pooling}"]
+                    value, mean = robustness(fn(q, k).numpy(), fn(q, k[negative]).numpy(), margin)
+                    rows.append({"distance": distance, "margin": margin, "level": level,
+                                 "pooled": pooling == "pooled", "robustness": value, "hinge_mean": mean})
+    return pd.DataFrame(rows)
+
+
+def _error_line(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("medseg: error:")]
+    assert len(lines) == 1
+    return lines[0]
+
+
+def test_every_variant_is_written(unet_run):
+    table, _ = unet_run
+    assert list(table.columns) == COLUMNS
+    assert len(table) == 3 * 5 * 2 * 2
+    assert set(table.distance) == {"cosine", "l2", "correlation"}
+    assert sorted(set(table.margin)) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert set(table.level) == set(LEVELS) and set(table.pooled) == {True, False}
+    assert not table.duplicated(["distance", "margin", "level", "pooled"]).any()
+    assert (table.n_images == N_ACDC).all() and (table.seconds > 0).all()
+    np.testing.assert_allclose(table.robustness, 1 - table.hinge_mean)
+    assert table.pooled.dtype == bool and table.n_images.dtype == np.int64
+
+
+def test_saved_features_reproduce_the_parquet(unet_run):
+    table, features = unet_run
+    encoder = build_encoder("unet", 32, 0.25)
+    for level in LEVELS:
+        channels = encoder.levels[encoder.level_index(level)].channels
+        stride = encoder.levels[encoder.level_index(level)].stride
+        for view in ("query", "key"):
+            assert features[f"{view}.{level}.pooled"].shape == (N_ACDC, channels)
+            assert features[f"{view}.{level}.unpooled"].shape == (N_ACDC, channels * (32 // stride) ** 2)
+            assert features[f"{view}.{level}.pooled"].dtype == torch.float32
+    negative = features["negative"]
+    assert negative.dtype == torch.int64 and sorted(negative.tolist()) == list(range(N_ACDC))
+    assert not (negative == torch.arange(N_ACDC)).any()
+    expected = _table_from_features(features, [0.0, 0.25, 0.5, 0.75, 1.0])
+    merged = table.merge(expected, on=["distance", "margin", "level", "pooled"], suffixes=("", "_saved"))
+    assert len(merged) == len(table)
+    np.testing.assert_allclose(merged.robustness, merged.robustness_saved, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(merged.hinge_mean, merged.hinge_mean_saved, rtol=0, atol=1e-9)
+
+
+def test_saved_rows_follow_the_index_order(prepared, encoders, unet_run):
+    """Row i is sample i of index.parquet, jittered with the i-th factors: recompute two rows directly."""
+    _, features = unet_run
+    split = open_split(prepared / "acdc" / "train")
+    windows = scoring_windows(prepared / "acdc", "train")
+    encoder = load(inspect(encoders["unet"]), 32)
+    query_factors, key_factors = jitter_factors(N_ACDC, 0)
+    for i in (0, 17):
+        pixels = to_pixels(read_windows(split, windows.iloc[[i]]), 32, 1.0)
+        for view, factors in (("query", query_factors), ("key", key_factors)):
+            reps = representations(encoder, normalise(apply_jitter(pixels, factors[[i]])))
+            for (level, pooling), tensor in reps.items():
+                torch.testing.assert_close(features[f"{view}.{level}.{pooling}"][i], tensor[0], atol=1e-5, rtol=1e-5)
+
+
+def test_results_do_not_depend_on_the_batch_size(prepared, encoders):
+    dataset = open_dataset(prepared / "acdc")
+    tables = [score_file(encoders["unet"], dataset, batch=batch)[2].table() for batch in (4, 7, 64)]
+    for other in tables[1:]:
+        np.testing.assert_allclose(other.robustness, tables[0].robustness, rtol=0, atol=1e-6)
+
+
+def test_swin_pooled_features_average_over_space(prepared, encoders, tmp_path):
+    features_file = tmp_path / "swin.safetensors"
+    rc = main(["robustness", "--encoder", str(encoders["swin_unet"]), "--data", str(prepared / "acdc"),
+               "--out", str(tmp_path / "swin.parquet"), "--save-features", str(features_file)])
+    assert rc == 0
+    features = load_file(features_file)
+    encoder = build_encoder("swin_unet", 64, 0.25, 4)
+    for level in LEVELS:
+        info = encoder.levels[encoder.level_index(level)]
+        side = 64 // info.stride
+        for view in ("query", "key"):
+            pooled = features[f"{view}.{level}.pooled"]
+            unpooled = features[f"{view}.{level}.unpooled"].view(N_ACDC, info.channels, side, side)
+            assert pooled.shape == (N_ACDC, info.channels)  # one value per channel, not per token
+            torch.testing.assert_close(pooled, unpooled.mean(dim=(2, 3)), atol=1e-6, rtol=1e-5)
+    assert side > 1  # the last level still has several tokens at 64
+
+
+def test_identity_jitter_makes_the_hinge_the_negative_term(prepared, encoders, monkeypatch):
+    monkeypatch.setattr(score_module, "jitter_factors", lambda n, seed: (identity_factors(n), identity_factors(n)))
+    dataset = open_dataset(prepared / "acdc")
+    scores = score_file(encoders["unet"], dataset, batch=8)[2]
+    for key, positive in scores.positive.items():
+        np.testing.assert_allclose(positive, 0.0, atol=1e-5)  # q = k+
+    table = scores.table()
+    for row in table.itertuples():
+        negative = scores.negative_distance[(row.level, "pooled" if row.pooled else "unpooled", row.distance)]
+        expected = np.maximum(0.0, row.margin - negative).mean()
+        assert row.hinge_mean == pytest.approx(expected, abs=1e-5)
+
+
+def test_timm_resnet50_state_dict_scores(prepared, tmp_path):
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("resnet50", pretrained=False)
+    state = {key: value.contiguous() for key, value in model.state_dict().items()}
+    path = tmp_path / "resnet50_timm.safetensors"
+    save_file(state, path)
+    info = inspect(path)
+    assert info.kind == TIMM_RESNET50 and info.model == "resnet50_attention_unet" and info.width == 1
+    encoder = load(info, 32)
+    torch.testing.assert_close(encoder.body.conv1.weight, state["conv1.weight"])
+    torch.testing.assert_close(encoder.body.layer4[2].bn3.running_var, state["layer4.2.bn3.running_var"])
+    out = tmp_path / "robustness.parquet"
+    assert main(["robustness", "--encoder", str(path), "--data", str(prepared / "acdc"), "--out", str(out),
+                 "--image-size", "32"]) == 0
+    table = pd.read_parquet(out)
+    assert len(table) == 60 and np.isfinite(table.robustness).all()
+
+
+def test_idrid_scores_the_tiles_of_the_training_images(prepared, encoders, tmp_path):
+    features_file = tmp_path / "features.safetensors"
+    out = tmp_path / "robustness.parquet"
+    assert main(["robustness", "--encoder", str(encoders["unet"]), "--data", str(prepared / "idrid"),
+                 "--out", str(out), "--save-features", str(features_file), "--batch", "64"]) == 0
+    table = pd.read_parquet(out)
+    tiles = 2 * 50  # two training images of 5 x 10 tiles of 16 pixels
+    assert (table.n_images == tiles).all()
+    features = load_file(features_file)
+    assert features["query.last.unpooled"].shape == (tiles, 256 * 1 * 1)  # the U-Net at the tile size 16
+
+
+def test_rank_prints_best_first_and_keeps_every_variant(prepared, encoders, unet_run, tmp_path, capsys):
+    out = tmp_path / "rank.csv"
+    files = [encoders["unet"], encoders["resnet50_attention_unet"]]
+    assert main(["rank", "--data", str(prepared / "acdc"), *map(str, files), "--mode", "decoder",
+                 "--out", str(out), "--margins", "0.25", "--batch", "16"]) == 0
+    printed = capsys.readouterr().out
+    assert "cosine, margin 0.5, second_to_last, pooled" in printed
+    ranked = [line.split() for line in printed.splitlines() if re.match(r"\s+\d+\s+[-\d.]+\s+\S", line)]
+    assert [int(row[0]) for row in ranked] == [1, 2]
+    values = [float(row[1]) for row in ranked]
+    assert values == sorted(values, reverse=True)
+    table = pd.read_csv(out)
+    assert len(table) == 2 * 3 * 2 * 2 * 2  # margins 0.25 and the main variant's 0.5
+    main_rows = table[(table.distance == "cosine") & (table.margin == 0.5) & (table.level == "second_to_last") & table.pooled]
+    by_file = dict(zip(main_rows.encoder, main_rows.robustness))
+    assert [row[2] for row in ranked] == sorted(by_file, key=by_file.get, reverse=True)
+    # The same seed gives every file the same views: rank's values equal `medseg robustness`'s.
+    alone = unet_run[0]
+    alone = alone[(alone.distance == "cosine") & (alone.margin == 0.5) & (alone.level == "second_to_last") & alone.pooled]
+    assert alone.robustness.iloc[0] == pytest.approx(by_file[str(files[0])], abs=1e-6)
+
+
+# --- failures: one line naming the file, exit status 2 ---------------------------------------
+
+
+def _unknown_tensors(path):
+    save_file({"weight": torch.zeros(2, 2)}, path)
+
+
+def _unknown_encoder_name(path):
+    save_file({"weight": torch.zeros(2, 2)}, path, metadata={"encoder": "vit_b", "width": "1"})
+
+
+def _pickle(path):
+    torch.save({"conv1.weight": torch.zeros(1)}, path)
+
+
+def _medseg_metadata_other_tensors(path):
+    save_file({"weight": torch.zeros(2, 2)}, path, metadata={"encoder": "unet_encoder", "width": "0.25", "image_size": "32"})
+
+
+@pytest.mark.parametrize(("make", "expected"), [
+    (_unknown_tensors, "unknown kind"),
+    (_unknown_encoder_name, "unknown kind 'vit_b'"),
+    (_pickle, "not a safetensors file"),
+    (_medseg_metadata_other_tensors, "does not hold the tensors"),
+])
+def test_unknown_encoder_files_are_refused(prepared, tmp_path, capsys, make, expected):
+    path = tmp_path / "encoder.safetensors"
+    make(path)
+    rc = main(["robustness", "--encoder", str(path), "--data", str(prepared / "acdc"), "--out", str(tmp_path / "r.parquet")])
+    assert rc == 2
+    line = _error_line(capsys)
+    assert str(path) in line and expected in line
+    assert not (tmp_path / "r.parquet").exists()
+
+
+def test_a_dataset_of_one_image_is_refused(prepared, encoders, tmp_path, capsys):
+    data = tmp_path / "one"
+    shutil.copytree(prepared / "acdc", data)
+    index = data / "train" / "index.parquet"
+    pd.read_parquet(index).iloc[:1].to_parquet(index, index=False)
+    rc = main(["robustness", "--encoder", str(encoders["unet"]), "--data", str(data), "--out", str(tmp_path / "r.parquet")])
+    assert rc == 2
+    line = _error_line(capsys)
+    assert str(index) in line and "at least 2" in line
+
+
+def test_nan_features_are_refused(prepared, tmp_path, capsys):
+    encoder = build_encoder("unet", 32, 0.25)
+    with torch.no_grad():
+        encoder.stem.weight[0, 0, 0, 0] = float("nan")
+    path = tmp_path / "diverged.safetensors"
+    encoder.save(path)
+    rc = main(["robustness", "--encoder", str(path), "--data", str(prepared / "acdc"), "--out", str(tmp_path / "r.parquet")])
+    assert rc == 2
+    line = _error_line(capsys)
+    assert str(path) in line and "NaN or inf" in line
+    assert not (tmp_path / "r.parquet").exists()
+
+
+def test_rank_names_the_bad_file(prepared, encoders, tmp_path, capsys):
+    bad = tmp_path / "bad.safetensors"
+    _unknown_tensors(bad)
+    rc = main(["rank", "--data", str(prepared / "acdc"), str(encoders["unet"]), str(bad)])
+    assert rc == 2
+    assert str(bad) in _error_line(capsys)
+
+
+def test_swin_at_a_size_its_windows_do_not_fit_is_refused(prepared, encoders, tmp_path, capsys):
+    # Built at 64 with window 4; at 32 timm clamps the window of the small token grids.
+    rc = main(["robustness", "--encoder", str(encoders["swin_unet"]), "--data", str(prepared / "acdc"),
+               "--out", str(tmp_path / "r.parquet"), "--image-size", "32"])
+    assert rc == 2
+    line = _error_line(capsys)
+    assert str(encoders["swin_unet"]) in line and "image size 64" in line
+
+
+def test_missing_dataset_is_refused(encoders, tmp_path, capsys):
+    rc = main(["robustness", "--encoder", str(encoders["unet"]), "--data", str(tmp_path / "nothing"),
+               "--out", str(tmp_path / "r.parquet")])
+    assert rc == 2
+    assert "dataset.json" in _error_line(capsys)
