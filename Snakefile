@@ -11,8 +11,10 @@ if not config:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/pretrain.smk"
 
 
 rule all:
     input:
         prepared_datasets(),
+        pretrained_checkpoints(),

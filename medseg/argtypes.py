@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 # Smallest image side a preparer writes (the schema's `size` and `resize` minimum).
 MIN_IMAGE_SIDE = 8
+# Smallest model input (U-Net: a multiple of 16; the builders check the rest), `models.image_size`.
+MIN_MODEL_IMAGE_SIZE = 16
 # A segmentation task has a background and at least one foreground class.
 MIN_CLASSES = 2
 # Class names become index columns `pixels_<name>` (the schema's `classes` item pattern).
@@ -33,19 +35,33 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-def positive_float(text: str) -> float:
-    """An argparse type: a number > 0."""
+def _number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number > 0."""
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a number greater than 0, got {text}")
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """An argparse type: a number >= 0."""
+    value = _number(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {text}")
+    return value
+
+
 positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
 image_side = int_at_least(MIN_IMAGE_SIDE)
+model_image_size = int_at_least(MIN_MODEL_IMAGE_SIZE)
 
 
 def class_name(text: str) -> str:

@@ -68,9 +68,10 @@ def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
     os.close(fd)
     tmp = Path(name)
-    _ordinary_permissions(tmp, directory=False)
     try:
         yield tmp
+        # After the write: a writer may replace the temporary file with one of its own.
+        _ordinary_permissions(tmp, directory=False)
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)

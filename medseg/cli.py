@@ -15,10 +15,11 @@ from medseg.errors import MedsegError
 from medseg.audit import cli as audit_cli
 from medseg.data import cli as prepare_cli
 from medseg.models import cli as models_cli
+from medseg.pretrain import cli as pretrain_cli
 from medseg.robustness import cli as robustness_cli
 from medseg.synth import cli as synth_cli
 
-STAGES = (synth_cli, prepare_cli, models_cli, robustness_cli, audit_cli)
+STAGES = (synth_cli, prepare_cli, models_cli, pretrain_cli, robustness_cli, audit_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         args.run(args)
     except MedsegError as error:
         print(f"medseg: error: {error}", file=sys.stderr)
-        return 2
+        return getattr(error, "exit_code", 2)
     return 0
 
 

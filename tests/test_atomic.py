@@ -55,3 +55,17 @@ def test_outputs_get_ordinary_permissions_not_private_temporary_ones(tmp_path):
         os.umask(umask)
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
     assert (tmp_path / "f").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_file_replaced_by_its_writer_gets_ordinary_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_file(tmp_path / "f") as tmp:
+            tmp.unlink()
+            fd = os.open(tmp, os.O_CREAT | os.O_WRONLY, 0o600)  # as safetensors' writer does
+            os.close(fd)
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "f").stat().st_mode & 0o777 == 0o644

@@ -56,3 +56,43 @@ def test_models_command_refuses_impossible_values():
     assert parses(["models", "--classes", "2"])
     for argv in (["--classes", "1"], ["--classes", "0"], ["--image-size", "0"], ["--width", "0"], ["--window-size", "0"]):
         assert not parses(["models", *argv])
+
+
+MODELS = SCHEMA["properties"]["models"]["properties"]
+RECIPE = SCHEMA["$defs"]["recipe"]["properties"]
+PRETRAIN = ["pretrain", "--model", "unet", "--scheme", "simple", "--epoch", "1", "--start", "s", "--data", "d",
+            "--out", "o", "--history", "h", "--planned-epochs", "2"]
+
+
+@pytest.mark.parametrize(
+    ("minimum", "option"),
+    [
+        (MODELS["image_size"]["minimum"], "--image-size"),
+        (MODELS["window_size"]["minimum"], "--window-size"),
+        (MODELS["seed"]["minimum"], "--seed"),
+        (RECIPE["batch"]["minimum"], "--batch"),
+        (RECIPE["micro_batch"]["minimum"], "--micro-batch"),
+        (RECIPE["base_lr_batch"]["minimum"], "--base-lr-batch"),
+        (RECIPE["warmup_epochs"]["minimum"], "--warmup-epochs"),
+        (RECIPE["workers"]["minimum"], "--workers"),
+    ],
+)
+def test_pretrain_option_minimum_equals_schema(minimum, option):
+    assert parses(PRETRAIN + [option, str(minimum)])
+    assert not parses(PRETRAIN + [option, str(minimum - 1)])
+
+
+@pytest.mark.parametrize(("key", "option"), [(MODELS["width"], "--width"), (RECIPE["base_lr"], "--base-lr")])
+def test_pretrain_positive_numbers_equal_schema(key, option):
+    assert key["exclusiveMinimum"] == 0
+    assert parses(PRETRAIN + [option, "0.001"]) and not parses(PRETRAIN + [option, "0"])
+
+
+def test_models_image_size_minimum_equals_schema():
+    minimum = MODELS["image_size"]["minimum"]
+    assert parses(["models", "--image-size", str(minimum)]) and not parses(["models", "--image-size", str(minimum - 1)])
+
+
+def test_resume_minutes_minimum_equals_schema():
+    assert SCHEMA["properties"]["pretraining"]["properties"]["resume_minutes"]["minimum"] == 0
+    assert parses(PRETRAIN + ["--resume-minutes", "0"]) and not parses(PRETRAIN + ["--resume-minutes", "-1"])

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from PIL import Image
@@ -17,6 +19,7 @@ from medseg.data.store import open_split
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
+TINY_RECIPE = {"batch": 4, "micro_batch": 4, "base_lr": 0.002, "base_lr_batch": 4, "warmup_epochs": 1, "workers": 0}
 TINY_CONFIG = {
     "synthetic": {"preset": "tiny", "seed": 0},
     "datasets": {
@@ -25,6 +28,13 @@ TINY_CONFIG = {
         "idrid": {"type": "idrid", "raw": "results/raw/idrid", "resize": [80, 160], "window": 32, "stride": 8, "tile": 16},
     },
     "imagenet": {"raw": "results/raw/imagenet", "classes": 3, "images_per_class": 4},
+    # One model and two checkpoints keep the pretraining jobs (a process start each) few.
+    "models": {"names": ["unet"], "image_size": 32, "width": 0.25, "window_size": 4, "seed": 0},
+    "pretraining": {
+        "checkpoints": [1, 2],
+        "simple": {"unet": TINY_RECIPE},
+        "advanced": {"unet": TINY_RECIPE},
+    },
 }
 
 
@@ -38,6 +48,12 @@ def snakemake(workdir: Path, config: Path, *args: str) -> subprocess.CompletedPr
     )
 
 
+def job_counts(log: str) -> dict[str, int]:
+    """The 'Job stats' table of a Snakemake log: rule -> number of jobs."""
+    table = log.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
 def write_config(path: Path, config: dict) -> Path:
     path.write_text(yaml.safe_dump(config))
     return path
@@ -46,7 +62,8 @@ def write_config(path: Path, config: dict) -> Path:
 def test_demo_dry_run(tmp_path):
     result = snakemake(tmp_path, REPO / "config" / "demo.yaml", "-n")
     assert result.returncode == 0, result.stdout
-    for rule in ("synthesize", "prepare_acdc", "prepare_covidqu", "prepare_idrid", "prepare_imagenet"):
+    for rule in ("synthesize", "prepare_acdc", "prepare_covidqu", "prepare_idrid", "prepare_imagenet",
+                 "init_encoder", "pretrain"):
         assert rule in result.stdout
 
 
@@ -71,10 +88,24 @@ def test_data_rules_run_and_rerun_only_what_changed(tmp_path):
     assert "prepare_acdc" in dry.stdout
     for untouched in ("synthesize", "prepare_covidqu", "prepare_idrid", "prepare_imagenet"):
         assert untouched not in dry.stdout
+    assert "rule init_encoder:" not in dry.stdout and "rule pretrain:" not in dry.stdout
     # the re-run replaces the earlier output in place (Snakemake removes its files first)
     rerun = snakemake(tmp_path, tmp_path / "changed.yaml", "results/data/acdc/dataset.json")
     assert rerun.returncode == 0, rerun.stdout
     assert open_split(data / "acdc" / "train").images.shape[1:3] == (16, 16)
+    # pretraining: the scratch encoder, every checkpoint of both schemes, their histories as one table
+    assert (tmp_path / "results/pretrain/model=unet/scheme=scratch/epoch=0/encoder.safetensors").is_file()
+    history = pd.read_parquet(tmp_path / "results" / "pretrain_history")
+    assert sorted(zip(history["scheme"], history["epoch"].astype(int))) == [
+        ("advanced", 1), ("advanced", 2), ("simple", 1), ("simple", 2)]
+    assert "epoch 2/2" in (tmp_path / "logs/pretrain/model=unet/scheme=simple/epoch=2.log").read_text()
+    # a changed recipe re-runs exactly that scheme's chain
+    lower_lr = {"unet": {**TINY_RECIPE, "base_lr": 0.001}}
+    dry = snakemake(tmp_path, write_config(tmp_path / "lr.yaml", dict(TINY_CONFIG, pretraining={
+        **TINY_CONFIG["pretraining"], "advanced": lower_lr})), "-n")
+    jobs = job_counts(dry.stdout)
+    assert jobs.get("pretrain") == 2 and "init_encoder" not in jobs, dry.stdout
+    assert "scheme=simple, epoch=" not in dry.stdout
 
 
 @pytest.mark.parametrize(

@@ -49,3 +49,75 @@ def prepared_datasets():
     """The dataset.json of every configured dataset and of ImageNet."""
     names = list(DATASETS) + ["imagenet"]
     return expand("results/data/{dataset}/dataset.json", dataset=names)
+
+
+# --- pretraining (workflow/rules/pretrain.smk) ---------------------------------------------------
+
+MODELS = config["models"]
+PRETRAINING = config["pretraining"]
+PRETRAIN_SCHEMES = ("simple", "advanced")
+CHECKPOINTS = sorted(PRETRAINING["checkpoints"])
+PRETRAIN_DIR = "results/pretrain/model={model}/scheme={scheme}/epoch={epoch}"
+SCRATCH_ENCODER = "results/pretrain/model={model}/scheme=scratch/epoch=0/encoder.safetensors"
+
+for _scheme in PRETRAIN_SCHEMES:
+    for _model in MODELS["names"]:
+        if _model not in PRETRAINING[_scheme]:
+            raise ValueError(
+                f"config: pretraining.{_scheme} has no settings for model {_model!r} "
+                f"(listed in models.names); add pretraining.{_scheme}.{_model}"
+            )
+
+
+def model_options(wildcards):
+    """`medseg init`/`pretrain` options that build the model (the window only matters for Swin)."""
+    options = f"--image-size {MODELS['image_size']} --width {MODELS['width']} --seed {MODELS['seed']}"
+    if wildcards.model == "swin_unet":
+        options += f" --window-size {MODELS['window_size']}"
+    return options
+
+
+def pretrain_recipe(wildcards):
+    """The configured recipe entry of the job's scheme and model."""
+    return PRETRAINING[wildcards.scheme][wildcards.model]
+
+
+def pretrain_options(wildcards):
+    """Every option the segment's results depend on (a change re-runs the chain)."""
+    recipe = pretrain_recipe(wildcards)
+    return (
+        f"{model_options(wildcards)} --planned-epochs {CHECKPOINTS[-1]} --batch {recipe['batch']}"
+        f" --micro-batch {recipe['micro_batch']} --base-lr {recipe['base_lr']}"
+        f" --base-lr-batch {recipe['base_lr_batch']} --warmup-epochs {recipe['warmup_epochs']}"
+    )
+
+
+def pretrain_threads(wildcards):
+    """One core for the training process plus one per data loader worker."""
+    return pretrain_recipe(wildcards).get("workers", 8) + 1
+
+
+def pretrain_runtime(wildcards):
+    """Minutes requested for a segment (a job stopped at its limit resumes when re-run)."""
+    epochs = int(wildcards.epoch) - previous_epoch(wildcards)
+    return max(10, round(1.5 * epochs * pretrain_recipe(wildcards).get("minutes_per_epoch", 60)))
+
+
+def previous_epoch(wildcards):
+    index = CHECKPOINTS.index(int(wildcards.epoch))
+    return CHECKPOINTS[index - 1] if index else 0
+
+
+def previous_checkpoint(wildcards):
+    """A segment starts from the previous checkpoint's state.pt, the first from the scratch encoder."""
+    previous = previous_epoch(wildcards)
+    if previous == 0:
+        return SCRATCH_ENCODER.format(model=wildcards.model)
+    return f"{PRETRAIN_DIR}/state.pt".format(model=wildcards.model, scheme=wildcards.scheme, epoch=previous)
+
+
+def pretrained_checkpoints():
+    """The scratch encoder and every checkpoint of both schemes, for every configured model."""
+    return expand(SCRATCH_ENCODER, model=MODELS["names"]) + expand(
+        f"{PRETRAIN_DIR}/encoder.safetensors", model=MODELS["names"], scheme=PRETRAIN_SCHEMES, epoch=CHECKPOINTS
+    )
