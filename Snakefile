@@ -12,9 +12,11 @@ if not config:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/robustness.smk"
 
 
 rule all:
     input:
         prepared_datasets(),
         pretrained_checkpoints(),
+        robustness_files(),

@@ -6,14 +6,13 @@ import argparse
 import logging
 from pathlib import Path
 
-from medseg.argtypes import int_at_least, positive_int
+from medseg.argtypes import non_negative_int, positive_int
 from medseg.errors import MedsegError
 from medseg.robustness.selection import MODES, main_variant
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MARGINS = (0.0, 0.25, 0.5, 0.75, 1.0)  # equal to medseg.robustness.distances.DEFAULT_MARGINS
-non_negative_int = int_at_least(0)
 
 
 def _margin(text: str) -> float:
@@ -80,6 +79,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="also write every variant of every file, with an `encoder` column (.parquet or .csv)")
     _add_scoring_options(rank)
     rank.set_defaults(run=run_rank)
+
+    online = subparsers.add_parser(
+        "online",
+        help="the online method: the checkpoint kept by robustness as an early-stopping signal",
+        description="Walk the checkpoints from the first pretrained one while the next checkpoint's robustness "
+        "(main variant for --mode: cosine, margin 0.5, second-to-last level, unpooled for full, pooled for "
+        "decoder) is higher; keep the checkpoint before the first decrease (paper §4, §6). Writes a JSON file "
+        "with the chosen epoch, the trail walked and the pretraining epochs it cost. Each FILE is a "
+        "robustness.parquet under .../epoch=N/; the files must cover the walk.",
+    )
+    online.add_argument("files", type=Path, nargs="+", metavar="FILE", help="robustness.parquet files of the checkpoints walked")
+    online.add_argument("--mode", choices=MODES, required=True, help="downstream training the choice is for")
+    online.add_argument("--checkpoints", type=positive_int, nargs="+", required=True, metavar="EPOCH",
+                        help="the configured checkpoint epochs (the last is the planned length)")
+    online.add_argument("--out", type=Path, required=True, help="choice.json to write")
+    online.set_defaults(run=run_online)
 
 
 def _unique(values: list[float]) -> list[float]:
@@ -159,3 +174,13 @@ def run_rank(args: argparse.Namespace) -> None:
             else:
                 table.to_parquet(tmp, index=False)
         print(f"every variant: {args.out}")
+
+
+def run_online(args: argparse.Namespace) -> None:
+    from medseg.robustness.online import online_choice_record, write_choice
+
+    record = online_choice_record(args.checkpoints, args.files, args.mode)
+    write_choice(record, args.out)
+    log.info("online choice for %s training: epoch %d after the trail %s (%d of %d pretraining epochs) -> %s",
+             args.mode, record["chosen_epoch"], [step["epoch"] for step in record["trail"]],
+             record["pretrained_epochs"], record["planned_epochs"], args.out)

@@ -121,3 +121,86 @@ def pretrained_checkpoints():
     return expand(SCRATCH_ENCODER, model=MODELS["names"]) + expand(
         f"{PRETRAIN_DIR}/encoder.safetensors", model=MODELS["names"], scheme=PRETRAIN_SCHEMES, epoch=CHECKPOINTS
     )
+
+
+# --- robustness (workflow/rules/robustness.smk) --------------------------------------------------
+
+ROBUSTNESS = config["robustness"]
+EXTERNAL = ROBUSTNESS["external"]
+ROBUSTNESS_FILE = "results/robustness/dataset={dataset}/model={model}/scheme={scheme}/epoch={epoch}/robustness.parquet"
+ONLINE_CHOICE = "results/online/dataset={dataset}/model={model}/scheme={scheme}/mode={mode}/choice.json"
+MODES = ("full", "decoder")
+
+for _name, _external in EXTERNAL.items():
+    if _external["model"] not in MODELS["names"]:
+        raise ValueError(
+            f"config: robustness.external.{_name} is for model {_external['model']!r}, which is not in "
+            "models.names; add the model there or remove the entry"
+        )
+
+
+def scored_schemes():
+    """Regex of the `scheme` wildcard of robustness files: the pretrained, the scratch and external ones."""
+    return "|".join([*PRETRAIN_SCHEMES, "scratch", *(f"external-{name}" for name in EXTERNAL)])
+
+
+def encoder_to_score(wildcards):
+    """The encoder file behind a robustness file's (model, scheme, epoch)."""
+    scheme, epoch = wildcards.scheme, int(wildcards.epoch)
+    if scheme == "scratch" and epoch == 0:
+        return SCRATCH_ENCODER.format(model=wildcards.model)
+    if scheme.startswith("external-") and epoch == 0:
+        external = EXTERNAL[scheme.removeprefix("external-")]
+        if external["model"] != wildcards.model:
+            raise ValueError(f"robustness.external.{scheme.removeprefix('external-')} is for model {external['model']}")
+        return external["file"]
+    if scheme in PRETRAIN_SCHEMES and epoch in CHECKPOINTS:
+        return f"{PRETRAIN_DIR}/encoder.safetensors".format(model=wildcards.model, scheme=scheme, epoch=epoch)
+    raise ValueError(f"no encoder for scheme {scheme!r} at epoch {epoch} (checkpoints: {CHECKPOINTS})")
+
+
+def robustness_options(wildcards):
+    """The options scores depend on; external files record no image size, so they get the config's."""
+    margins = " ".join(str(margin) for margin in ROBUSTNESS["margins"])
+    options = f"--margins {margins} --seed {ROBUSTNESS['seed']}"
+    if wildcards.scheme.startswith("external-"):
+        options += f" --image-size {MODELS['image_size']}"
+    return options
+
+
+def robustness_files():
+    """Every dataset x model: the scratch encoder, every checkpoint of both schemes, the external files."""
+    files = expand(ROBUSTNESS_FILE, dataset=DATASETS, model=MODELS["names"], scheme="scratch", epoch=0)
+    files += expand(ROBUSTNESS_FILE, dataset=DATASETS, model=MODELS["names"], scheme=PRETRAIN_SCHEMES, epoch=CHECKPOINTS)
+    for name, external in EXTERNAL.items():
+        files += expand(ROBUSTNESS_FILE, dataset=DATASETS, model=external["model"], scheme=f"external-{name}", epoch=0)
+    return files
+
+
+def online_trail(wildcards):
+    """The robustness files the online walk reads, asked for one checkpoint at a time.
+
+    `robustness` is a Snakemake checkpoint: asking for a file that does not exist yet stops this
+    function, Snakemake builds that one file (and the pretraining segment behind it), then calls
+    the function again. So pretraining segments after the walk stops are never scheduled.
+    """
+    from medseg.robustness.online import main_score
+    from medseg.robustness.selection import online_walk
+
+    scores = {}
+    while True:
+        walk = online_walk(CHECKPOINTS, scores)
+        if walk.finished:
+            return [
+                ROBUSTNESS_FILE.format(dataset=wildcards.dataset, model=wildcards.model, scheme=wildcards.scheme, epoch=epoch)
+                for epoch in walk.trail
+            ]
+        found = checkpoints.robustness.get(
+            dataset=wildcards.dataset, model=wildcards.model, scheme=wildcards.scheme, epoch=walk.needed
+        ).output[0]
+        scores[walk.needed] = main_score(found, wildcards.mode)
+
+
+def online_choices():
+    """The online choice of every dataset, model, scheme and downstream mode."""
+    return expand(ONLINE_CHOICE, dataset=DATASETS, model=MODELS["names"], scheme=PRETRAIN_SCHEMES, mode=MODES)
