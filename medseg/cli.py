@@ -14,12 +14,13 @@ import sys
 from medseg.errors import MedsegError
 from medseg.audit import cli as audit_cli
 from medseg.data import cli as prepare_cli
+from medseg.downstream import cli as downstream_cli
 from medseg.models import cli as models_cli
 from medseg.pretrain import cli as pretrain_cli
 from medseg.robustness import cli as robustness_cli
 from medseg.synth import cli as synth_cli
 
-STAGES = (synth_cli, prepare_cli, models_cli, pretrain_cli, robustness_cli, audit_cli)
+STAGES = (synth_cli, prepare_cli, models_cli, pretrain_cli, robustness_cli, downstream_cli, audit_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

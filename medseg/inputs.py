@@ -6,6 +6,7 @@
 - Pixels: stored values scaled by the split's `value_range` to [0, 1]; grey images repeated to
   three channels; resized bilinearly (antialiased when shrinking, like the preparation's PIL
   resize) when the stored size is not the input size.
+- Masks (downstream training): class ids resized nearest-neighbour to the same side (`to_labels`).
 - Normalisation: timm's IMAGENET_DEFAULT_MEAN / IMAGENET_DEFAULT_STD on [0, 1] RGB, as in
   pretraining (`medseg.pretrain.recipe`). Augmentations such as the colour jitter
   (`medseg.jitter`) run on the [0, 1] pixels, before `normalise`.
@@ -90,6 +91,24 @@ def to_pixels(batch: np.ndarray | torch.Tensor, size: int, scale: float, device:
     if tuple(x.shape[-2:]) != (size, size):
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return x.clamp(0, 1).contiguous()
+
+
+def to_labels(masks: np.ndarray | torch.Tensor, size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Stored (B, H, W) class ids to an int64 (B, size, size) batch on `device`, resized nearest-neighbour.
+
+    Nearest at pixel centres (torch's "nearest-exact": output pixel x reads source pixel
+    floor((x + 0.5) H / size)), so class ids are only ever copied. PIL's NEAREST, used when
+    preparing, agrees except where (x + 0.5) H / size is a whole number, which it rounds down.
+    """
+    if isinstance(masks, np.ndarray) and not masks.flags.writeable:
+        masks = np.array(masks)
+    y = torch.as_tensor(masks).to(device)
+    if y.ndim != 3 or y.is_floating_point():
+        raise ValueError(f"expected integer (B, H, W) masks, got {y.dtype} {tuple(y.shape)}")
+    if tuple(y.shape[-2:]) != (size, size):
+        # Class ids are exact in float32; nearest sampling only copies them.
+        y = F.interpolate(y[:, None].float(), size=(size, size), mode="nearest-exact")[:, 0]
+    return y.long()
 
 
 def normalise(x: torch.Tensor) -> torch.Tensor:

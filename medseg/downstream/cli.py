@@ -1,0 +1,153 @@
+"""`medseg train`: downstream segmentation training from an encoder checkpoint, scored on the test split."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from medseg.argtypes import (
+    class_name,
+    model_image_size,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from medseg.downstream import settings as paper
+from medseg.errors import Interrupted, MedsegError
+from medseg.models import MODEL_NAMES
+
+PLACEHOLDERS = {"mode": "{mode}", "seed": "{seed}"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser(
+        "train",
+        help="train a segmentation model from an encoder checkpoint and score it on the test split",
+        description="Build the segmentation model with the seed, initialise its encoder from --encoder, train it on the "
+        "training split of a prepared dataset (paper Appendix A.4: Dice loss, SGD, polynomial learning rate; "
+        "full model, or the decoder with the encoder frozen) and score it on the test split (A.5). Writes --scores "
+        "(one row per metric and class: metric, class, value) and --history (one row per epoch: train_epoch, lr, "
+        "train_loss, test_dice, images_per_s, seconds; test_dice where evaluated). A hidden resume file beside the "
+        "scores is written every --resume-minutes and on SIGTERM/SIGINT (then the command exits with status 75); "
+        "the same command run again continues from it to the result of an uninterrupted run. Several --mode or "
+        "--seed values train one run each in this process (one start-up for all): then the output paths must "
+        "hold {mode} and/or {seed}, which are replaced per run.",
+    )
+    train.add_argument("--data", type=Path, required=True,
+                       help="a prepared segmentation dataset (the output of `medseg prepare`), e.g. results/data/acdc")
+    train.add_argument("--encoder", type=Path, required=True,
+                       help="encoder checkpoint: a medseg encoder.safetensors, or a timm resnet50 state dict saved as "
+                       "safetensors (for resnet50_attention_unet)")
+    train.add_argument("--model", choices=MODEL_NAMES, required=True,
+                       help="segmentation model; must be the model of the encoder file")
+    train.add_argument("--mode", choices=paper.MODES, nargs="+", default=["full"],
+                       help="full: train the whole model from the checkpoint; decoder: freeze the encoder (eval mode) "
+                       "and train the decoder (default: full)")
+    train.add_argument("--seed", type=non_negative_int, nargs="+", default=[0],
+                       help="seed(s) of the decoder initialisation, the data order and the augmentation (default: 0; "
+                       "the paper trains seeds 0-4)")
+    outputs = train.add_argument_group("outputs")
+    outputs.add_argument("--scores", type=Path, required=True,
+                         help="Parquet file of test scores, e.g. results/downstream/dataset=acdc/model=unet/"
+                         "scheme=simple/epoch=5/mode=full/seed=0/scores.parquet")
+    outputs.add_argument("--history", type=Path, required=True, help="Parquet file of the per-epoch history")
+    outputs.add_argument("--save-model", type=Path, default=None, metavar="FILE",
+                         help="also write the trained model's weights (safetensors)")
+    outputs.add_argument("--resume", type=Path, default=None, metavar="FILE",
+                         help="resume file (default: .<scores stem>.resume.pt beside --scores). A default-placed file "
+                         "of other settings is ignored with a warning; one named here is refused")
+    model = train.add_argument_group("model (default: as recorded in the encoder file)")
+    model.add_argument("--image-size", type=model_image_size, default=None,
+                       help="model input side for ACDC, COVID-QU-Ex and folder datasets (default: the encoder file's "
+                       "image size, 224 for a timm file); IDRiD always uses its tile")
+    model.add_argument("--width", type=positive_float, default=None, help="width multiplier; checked against the file")
+    model.add_argument("--window-size", type=positive_int, default=None, help="Swin window; checked against the file")
+    model.add_argument("--classes", type=class_name, nargs="+", default=None, metavar="NAME",
+                       help="expected class names, background first; the dataset's must be the same")
+    recipe = train.add_argument_group("recipe (what the results depend on; defaults: the paper's, Appendix A.4)")
+    recipe.add_argument("--epochs", type=positive_int, default=paper.EPOCHS,
+                        help=f"training epochs (default: {paper.EPOCHS})")
+    recipe.add_argument("--batch", type=positive_int, default=paper.BATCH,
+                        help=f"images per optimizer step; an epoch's last step takes the remainder (default: {paper.BATCH})")
+    recipe.add_argument("--lr", type=positive_float, default=paper.LR,
+                        help=f"base learning rate; step i of N uses lr (1 - i/N)^{paper.POWER:g} (default: {paper.LR:g})")
+    recipe.add_argument("--momentum", type=non_negative_float, default=paper.MOMENTUM,
+                        help=f"SGD momentum (default: {paper.MOMENTUM:g})")
+    recipe.add_argument("--weight-decay", type=non_negative_float, default=paper.WEIGHT_DECAY,
+                        help=f"SGD weight decay (default: {paper.WEIGHT_DECAY:g})")
+    recipe.add_argument("--eval-every", type=non_negative_int, default=paper.EVAL_EVERY,
+                        help="test Dice in the history every this many epochs; 0: only after the last epoch, "
+                        f"which is always scored (default: {paper.EVAL_EVERY})")
+    run = train.add_argument_group("execution (results do not depend on these, except CPU vs GPU rounding)")
+    run.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    run.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+    run.add_argument("--resume-minutes", type=non_negative_float, default=paper.RESUME_MINUTES,
+                     help=f"write the resume file this often (default: {paper.RESUME_MINUTES:g})")
+    train.set_defaults(run=run_train)
+
+
+def expand(path: Path | None, mode: str, seed: int) -> Path | None:
+    """`path` with {mode} and {seed} replaced."""
+    if path is None:
+        return None
+    return Path(str(path).replace(PLACEHOLDERS["mode"], mode).replace(PLACEHOLDERS["seed"], str(seed)))
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Parquet outputs, distinct values, and placeholders for whatever varies between runs."""
+    for option in ("scores", "history"):
+        path = getattr(args, option)
+        if path.suffix.lower() != ".parquet":
+            raise MedsegError(f"--{option} {path}: expected a file name ending in .parquet")
+    for key, values in (("mode", args.mode), ("seed", args.seed)):
+        if len(set(values)) != len(values):
+            raise MedsegError(f"--{key} lists a value twice: {' '.join(map(str, values))}")
+        if len(values) > 1:
+            for option in ("scores", "history", "save_model", "resume"):
+                path = getattr(args, option)
+                if path is not None and PLACEHOLDERS[key] not in str(path):
+                    raise MedsegError(
+                        f"--{option.replace('_', '-')} {path} has no {PLACEHOLDERS[key]}, but {len(values)} values of "
+                        f"--{key} are trained: each run needs its own file"
+                    )
+
+
+def run_train(args: argparse.Namespace) -> None:
+    check_outputs(args)
+    import torch
+
+    from medseg.downstream import state
+    from medseg.downstream.data import open_task
+    from medseg.downstream.settings import ModelBuild, Recipe, Run
+    from medseg.downstream.train import Trainer
+    from medseg.pretrain.loop import StopSignals
+    from medseg.robustness.encoders import inspect
+    from medseg.robustness.score import _device, resolve_image_size
+
+    info = inspect(args.encoder)
+    if info.model != args.model:
+        raise MedsegError(f"{args.encoder} holds a {info.describe()}, but --model is {args.model}")
+    for option, given, recorded in (("width", args.width, info.width), ("window_size", args.window_size, info.window_size)):
+        if given is not None and given != recorded and (option == "width" or args.model == "swin_unet"):
+            raise MedsegError(
+                f"{args.encoder} holds a {info.describe()}, but --{option.replace('_', '-')} is {given:g}"
+            )
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = _device(args.device)
+    task = open_task(args.data, resolve_image_size(info, args.image_size), device, args.classes)
+    build = ModelBuild(args.model, task.input_size, info.width, info.window_size)
+    recipe = Recipe(args.epochs, args.batch, args.lr, args.momentum, args.weight_decay, args.eval_every)
+    runs = [
+        Run(mode, seed, expand(args.scores, mode, seed), expand(args.history, mode, seed),
+            expand(args.resume, mode, seed) or state.default_resume(expand(args.scores, mode, seed)),
+            expand(args.save_model, mode, seed))
+        for mode in args.mode for seed in args.seed
+    ]
+    with StopSignals() as stop:
+        for run in runs:
+            if stop.received is not None:
+                raise Interrupted(f"stopped by {stop.received} before training {run.name()}; run the same command again")
+            Trainer(task, info, build, recipe, run, stop, resume_minutes=args.resume_minutes,
+                    explicit_resume=args.resume is not None).train()

@@ -1,0 +1,276 @@
+"""One downstream training run (paper §5.4, Appendix A.4) and its evaluation on the test split (A.5).
+
+The segmentation model is built with the run's seed (decoder initialisation), its encoder takes the
+checkpoint's weights, and in `decoder` mode the encoder is frozen and kept in eval mode. Training:
+`epochs` epochs over the training split in a seeded order, batches of `batch` (the last batch of
+an epoch takes the remainder; a single leftover sample joins the batch before it, as BatchNorm
+cannot train on one sample), the Dice loss of Eq. A.2 over the whole batch, SGD and the
+polynomial schedule of `recipe`. Test Dice goes into the history every `eval_every` epochs, and
+after the last epoch the model is scored with every metric (`scores.parquet`).
+
+Every random draw is derived from (seed, epoch, step) with `medseg.pretrain.seeds`: the epoch's
+order from (seed, epoch), each step's augmentation and stochastic depth from (seed, epoch, step).
+So the position alone continues a run: a resume file is written every `resume_minutes` and on
+SIGTERM/SIGINT (then the command stops with status 75, EX_TEMPFAIL), and the same command run again continues
+from it to the result of an uninterrupted run (bit for bit on a CPU). A NaN or infinite loss stops
+the run naming the epoch and step, before the optimizer applies it; nothing is written.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from medseg.atomic import atomic_file
+from medseg.downstream import recipe as recipes
+from medseg.downstream import state
+from medseg.downstream.data import Task
+from medseg.downstream.evaluate import evaluate, mean_dice
+from medseg.downstream.loss import dice_loss, output_channels
+from medseg.downstream.settings import ModelBuild, Recipe, Run, identity
+from medseg.errors import Interrupted, MedsegError
+from medseg.models import build_model
+from medseg.models.segmentation import SegmentationModel
+from medseg.pretrain import seeds
+from medseg.pretrain.loop import StopSignals
+from medseg.robustness.encoders import EncoderFile, load
+
+log = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = ("train_epoch", "lr", "train_loss", "test_dice", "images_per_s", "seconds")
+# Random streams of one seed, besides pretraining's epoch order (seeds.ORDER): per step, the
+# augmentation (a CPU torch.Generator) and the model's own randomness (stochastic depth, drawn
+# from the global generators).
+AUGMENT_STREAM, MODEL_STREAM = 10, 11
+
+
+def _partial() -> dict:
+    return {"loss_sum": 0.0, "steps": 0, "images": 0, "train_seconds": 0.0, "seconds": 0.0}
+
+
+def steps_per_epoch(samples: int, batch: int) -> int:
+    """Optimizer steps in one epoch: full batches, the remainder as a last batch unless it is one sample."""
+    steps = math.ceil(samples / batch)
+    return steps - 1 if steps > 1 and samples % batch == 1 else steps
+
+
+@dataclass
+class Position:
+    """`epoch` epochs complete plus `step` steps of the next one, with the history so far."""
+
+    epoch: int = 0
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+    partial: dict = field(default_factory=_partial)
+
+
+def build(task: Task, info: EncoderFile, model_build: ModelBuild, mode: str, seed: int) -> SegmentationModel:
+    """The seeded model with the encoder file's weights; in `decoder` mode with a frozen encoder."""
+    model = build_model(model_build.model, output_channels(len(task.classes)), task.input_size, model_build.width,
+                        model_build.window_size, seed)
+    encoder = load(info, task.input_size)  # checks the tensors and (Swin) the input size, naming the file
+    model.encoder.load_state_dict(encoder.state_dict())
+    if mode == "decoder":
+        model.freeze_encoder()
+    return model
+
+
+class Trainer:
+    """The objects of one run and the loop over its optimizer steps."""
+
+    def __init__(self, task: Task, info: EncoderFile, model_build: ModelBuild, recipe: Recipe, run: Run,
+                 stop: StopSignals, *, resume_minutes: float = 10.0, explicit_resume: bool = False) -> None:
+        self.task, self.info, self.model_build, self.recipe, self.run = task, info, model_build, recipe, run
+        self.stop, self.resume_minutes = stop, resume_minutes
+        self.device = task.train.images.device
+        self.cuda = self.device.type == "cuda"
+        self.steps_per_epoch = steps_per_epoch(len(task.train), recipe.batch)
+        self.total_steps = recipe.epochs * self.steps_per_epoch
+        self.model = build(task, info, model_build, run.mode, run.seed)
+        self.model.to(self.device, memory_format=torch.channels_last if self.cuda else torch.preserve_format)
+        self.optimizer = recipes.make_optimizer(self.model, recipe)
+        self.scheduler = recipes.make_scheduler(self.optimizer, self.total_steps)
+        self.position = Position()
+        resume = state.read_resume(run.resume, self.identity, explicit_resume) if run.resume.is_file() else None
+        if resume is not None:
+            self.model.load_state_dict(resume["model"])
+            self.optimizer.load_state_dict(resume["optimizer"])
+            self.scheduler.load_state_dict(resume["scheduler"])
+            self.position = Position(int(resume["epoch"]), int(resume["step"]), list(resume["history"]),
+                                     dict(resume["partial"]))
+            log.info("resuming from %s: epoch %d, step %d of %d", run.resume, self.position.epoch + 1,
+                     self.position.step, self.steps_per_epoch)
+
+    @functools.cached_property
+    def identity(self) -> dict[str, str]:
+        """The run's identity (hashes the encoder file and the data's index: computed when first needed)."""
+        digest = hashlib.sha256()
+        with open(self.info.path, "rb") as file:
+            for block in iter(lambda: file.read(1 << 24), b""):
+                digest.update(block)
+        return identity(self.recipe, self.model_build, self.task.input_size, self.run.mode, self.run.seed,
+                        digest.hexdigest()[:16], self.task.fingerprint())
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def train(self) -> pd.DataFrame:
+        """Train the remaining epochs, write the outputs; returns the scores table."""
+        position, recipe, run = self.position, self.recipe, self.run
+        log.info(
+            "training %s (%s, seed %d) on %s at %dx%d from %s: %d training samples, %d steps per epoch x %d epochs, "
+            "batch %d, lr %g, %s", self.model_build.model, run.mode, run.seed, self.task.path, self.task.input_size,
+            self.task.input_size, self.info.path, len(self.task.train), self.steps_per_epoch, recipe.epochs,
+            recipe.batch, recipe.lr, self.device,
+        )
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
+        started, first_step = time.monotonic(), self._global_step()
+        self.last_save = time.monotonic()
+        metrics = None
+        for epoch in range(position.epoch + 1, recipe.epochs + 1):
+            self._train_epoch(epoch)
+            row, metrics = self._finish_epoch(epoch)
+            elapsed = time.monotonic() - started
+            eta = elapsed / max(self._global_step() - first_step, 1) * (self.total_steps - self._global_step())
+            dice = "-" if math.isnan(row["test_dice"]) else f"{row['test_dice']:.4f}"
+            log.info("%s, seed %d: epoch %d/%d: train loss %.4f, lr %.3g, test dice %s, %.1f images/s, %.1f s; ETA %s",
+                     run.mode, run.seed, epoch, recipe.epochs, row["train_loss"], row["lr"], dice, row["images_per_s"],
+                     row["seconds"], timedelta(seconds=round(eta)))
+        if self.cuda:
+            log.info("peak GPU memory: %.2f GiB", torch.cuda.max_memory_allocated(self.device) / 2**30)
+        assert metrics is not None
+        scores = metrics.result()
+        self._write(scores)
+        return scores
+
+    def _global_step(self) -> int:
+        return self.position.epoch * self.steps_per_epoch + self.position.step
+
+    def _train_epoch(self, epoch: int) -> None:
+        """Train the rest of `epoch`."""
+        position, recipe, seed = self.position, self.recipe, self.run.seed
+        order = torch.from_numpy(seeds.epoch_order(seed, epoch, len(self.task.train)))
+        self.model.train()
+        started = time.monotonic()
+        for step in range(position.step, self.steps_per_epoch):
+            last = step + 1 == self.steps_per_epoch
+            ids = order[step * recipe.batch : len(order) if last else (step + 1) * recipe.batch]
+            generator = torch.Generator().manual_seed(seeds.derive(seed, AUGMENT_STREAM, epoch, step))
+            seeds.seed_globals(seeds.derive(seed, MODEL_STREAM, epoch, step))
+            x, labels = self.task.train_batch(ids, generator)
+            if self.cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cuda):
+                logits = self.model(x)
+            loss = dice_loss(logits, labels)
+            loss.backward()
+            value = loss.item()
+            if not math.isfinite(value):
+                raise MedsegError(
+                    f"non-finite training loss ({value}) at epoch {epoch}, step {step + 1} of {self.steps_per_epoch} "
+                    f"(optimizer step {self._global_step() + 1} of {self.total_steps}) of {self.model_build.model} "
+                    f"({self.run.name()}); stopped without writing results: lower the learning rate or check the data"
+                )
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()
+            position.step = step + 1
+            partial = position.partial
+            partial["loss_sum"] += value
+            partial["steps"] += 1
+            partial["images"] += len(ids)
+            partial["lr"] = lr
+            stop = self.stop.received is not None
+            if stop or time.monotonic() - self.last_save >= self.resume_minutes * 60:
+                now = time.monotonic()
+                partial["train_seconds"] += now - started
+                partial["seconds"] += now - started
+                started = now
+                self._save_resume()
+                if stop:
+                    raise Interrupted(
+                        f"stopped by {self.stop.received} at epoch {epoch}, step {position.step} of "
+                        f"{self.steps_per_epoch} ({self.run.name()}); the training state is in {self.run.resume}: "
+                        "run the same command again to continue"
+                    )
+        elapsed = time.monotonic() - started
+        position.partial["train_seconds"] += elapsed
+        position.partial["seconds"] += elapsed
+
+    def _finish_epoch(self, epoch: int):
+        """Evaluate when due, append the epoch's history row, move to the next epoch."""
+        started = time.monotonic()
+        last = epoch == self.recipe.epochs
+        every = self.recipe.eval_every
+        metrics = None
+        dice = float("nan")
+        if last or (every and epoch % every == 0):
+            metrics = evaluate(self.model, self.task, self.recipe.batch, hd95=last)
+            dice = mean_dice(metrics)
+        partial = self.position.partial
+        partial["seconds"] += time.monotonic() - started
+        row = {
+            "train_epoch": epoch,
+            "lr": partial.get("lr", self.optimizer.param_groups[0]["lr"]),
+            "train_loss": partial["loss_sum"] / max(partial["steps"], 1),
+            "test_dice": dice,
+            "images_per_s": partial["images"] / partial["train_seconds"] if partial["train_seconds"] else float("nan"),
+            "seconds": partial["seconds"],
+        }
+        self.position.history.append(row)
+        self.position.epoch, self.position.step, self.position.partial = epoch, 0, _partial()
+        return row, metrics
+
+    # -- saving ---------------------------------------------------------------------------
+
+    def _save_resume(self) -> None:
+        p = self.position
+        state.save(self.run.resume, {
+            "identity": self.identity,
+            "epoch": p.epoch,
+            "step": p.step,
+            "history": p.history,
+            "partial": p.partial,
+            "model": {key: value.detach().cpu() for key, value in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+        })
+        self.last_save = time.monotonic()
+        log.debug("resume file written: epoch %d, step %d", p.epoch + 1, p.step)
+
+    def _write(self, scores: pd.DataFrame) -> None:
+        run = self.run
+        history = pd.DataFrame(self.position.history, columns=list(HISTORY_COLUMNS)).astype({"train_epoch": "int64"})
+        if run.save_model is not None:
+            self.save_model(run.save_model)
+        with atomic_file(run.history) as tmp:
+            history.to_parquet(tmp, index=False)
+        with atomic_file(run.scores) as tmp:
+            scores.to_parquet(tmp, index=False)
+        state.remove(run.resume)
+        log.info("%s, seed %d: test dice %.4f -> %s, %s", run.mode, run.seed, history["test_dice"].iloc[-1],
+                 run.scores, run.history)
+
+    def save_model(self, path: Path) -> None:
+        """The trained segmentation model's state dict as safetensors, with what it is as metadata."""
+        from safetensors.torch import save_file
+
+        tensors = {key: value.detach().cpu().contiguous() for key, value in self.model.state_dict().items()}
+        metadata = {
+            "model": self.model_build.model, "classes": ",".join(self.task.classes),
+            "input_size": str(self.task.input_size), "width": f"{self.model_build.width:g}",
+            "window_size": str(self.model_build.window_size), "mode": self.run.mode, "seed": str(self.run.seed),
+            "encoder": str(self.info.path), "data": str(self.task.path),
+        }
+        with atomic_file(path) as tmp:
+            save_file(tensors, tmp, metadata=metadata)

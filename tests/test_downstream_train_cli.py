@@ -1,0 +1,181 @@
+"""`medseg train` as a command: outputs, several runs per process, one-line failures, SIGTERM and re-run."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from medseg.cli import main
+from medseg.downstream import state
+from medseg.models import build_encoder
+
+SIZE = 32
+MEDSEG = [sys.executable, "-m", "medseg"]
+
+
+@pytest.fixture(autouse=True)
+def keep_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def encoders(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("encoders")
+    paths = {}
+    for name in ("unet", "swin_unet"):
+        paths[name] = folder / f"{name}.safetensors"
+        build_encoder(name, SIZE, 0.25, 4, seed=7).save(paths[name])
+    return paths
+
+
+def args(data: Path, encoder: Path, out: Path, *extra: str, model: str = "unet") -> list[str]:
+    return ["train", "--data", str(data), "--encoder", str(encoder), "--model", model, "--scores",
+            str(out / "scores.parquet"), "--history", str(out / "history.parquet"), "--epochs", "1", "--batch", "8",
+            "--threads", "1", *extra]
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("medseg: error:")]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+def test_writes_scores_and_history_and_nothing_else(prepared, encoders, tmp_path):
+    keys = Path("dataset=acdc") / "seed=0"
+    out, history_dir = tmp_path / "downstream" / keys, tmp_path / "downstream_history" / keys
+    outputs = ["--history", str(history_dir / "history.parquet"), "--save-model", str(tmp_path / "model.safetensors")]
+    assert main(args(prepared / "acdc", encoders["unet"], out, *outputs)) == 0
+    assert [p.name for p in out.iterdir()] == ["scores.parquet"]  # no temporary or resume file
+    assert [p.name for p in history_dir.iterdir()] == ["history.parquet"]
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert list(scores.columns) == ["metric", "class", "value"]
+    assert set(scores["class"]) == {"background", "rv_cavity", "myocardium", "lv_cavity", "mean"}
+    history = pd.read_parquet(history_dir / "history.parquet")
+    assert list(history.columns) == ["train_epoch", "lr", "train_loss", "test_dice", "images_per_s", "seconds"]
+    assert history.train_epoch.tolist() == [1] and history.images_per_s.iloc[0] > 0
+    weights = load_file(tmp_path / "model.safetensors")
+    assert any(key.startswith("decoder.") for key in weights)
+    # The hive tree reads as one table, the keys coming from the path.
+    table = pd.read_parquet(tmp_path / "downstream")
+    assert set(table.dataset) == {"acdc"} and len(table) == len(scores)
+
+
+def test_several_modes_and_seeds_in_one_process_equal_single_runs(prepared, encoders, tmp_path):
+    data, encoder = prepared / "covidqu", encoders["unet"]
+    many = tmp_path / "many" / "mode={mode}" / "seed={seed}"
+    assert main(args(data, encoder, many, "--mode", "full", "decoder", "--seed", "0", "1")) == 0
+    for mode in ("full", "decoder"):
+        for seed in ("0", "1"):
+            assert (tmp_path / "many" / f"mode={mode}" / f"seed={seed}" / "scores.parquet").is_file()
+    single = tmp_path / "single"
+    assert main(args(data, encoder, single, "--mode", "decoder", "--seed", "1")) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(single / "scores.parquet"),
+                                  pd.read_parquet(tmp_path / "many" / "mode=decoder" / "seed=1" / "scores.parquet"))
+
+
+def damaged_acdc(prepared: Path, tmp_path: Path, classes: list[str]) -> Path:
+    data = Path(shutil.copytree(prepared / "acdc", tmp_path / "acdc"))
+    meta = json.loads((data / "dataset.json").read_text())
+    meta["classes"] = classes
+    (data / "dataset.json").write_text(json.dumps(meta))
+    return data
+
+
+@pytest.mark.parametrize(
+    "case, pattern",
+    [
+        ("other model", r"holds a swin_unet encoder \(width 0.25, window 4; medseg file\), but --model is unet"),
+        ("other width", r"holds a unet encoder \(width 0.25; medseg file\), but --width is 0.5"),
+        ("class names", r"dataset.json has 4 classes \['background', .*\], but 2 classes \['background', 'rv'\] were "
+                        r"expected \(--classes\)"),
+        ("class ids", r"masks.npy holds class id 3, but .*dataset.json lists 2 classes \(ids 0-1\)"),
+        ("imagenet", r"is prepared ImageNet"),
+        ("suffix", r"--scores .*scores.csv: expected a file name ending in .parquet"),
+        ("placeholder", r"--history .* has no \{seed\}, but 2 values of --seed are trained"),
+        ("explicit resume", r"resume.pt belongs to a different run: .*; delete it to start this run over"),
+    ],
+)
+def test_failures_are_one_line_with_status_2(prepared, encoders, tmp_path, capsys, case, pattern):
+    data, encoder, out = prepared / "acdc", encoders["unet"], tmp_path / "out"
+    extra: list[str] = []
+    if case == "other model":
+        encoder = encoders["swin_unet"]
+    elif case == "other width":
+        extra = ["--width", "0.5"]
+    elif case == "class names":
+        extra = ["--classes", "background", "rv"]
+    elif case == "class ids":
+        data = damaged_acdc(prepared, tmp_path, ["background", "rv_cavity"])
+    elif case == "imagenet":
+        data = prepared / "imagenet"
+    elif case == "placeholder":
+        extra = ["--seed", "0", "1", "--scores", str(tmp_path / "{seed}" / "scores.parquet")]
+    elif case == "explicit resume":
+        state.save(tmp_path / "resume.pt", {"identity": {"model": "swin_unet"}})
+        extra = ["--resume", str(tmp_path / "resume.pt")]
+    command = args(data, encoder, out, *extra)
+    if case == "suffix":
+        command[command.index("--scores") + 1] = str(out / "scores.csv")
+    assert main(command) == 2
+    line = error_line(capsys)
+    assert re.search(pattern, line), line
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_nan_loss_fails_with_status_2_naming_epoch_and_step(prepared, encoders, tmp_path, capsys, monkeypatch):
+    from medseg.downstream import train
+
+    monkeypatch.setattr(train, "dice_loss", lambda logits, target: logits.sum() * float("nan"))
+    assert main(args(prepared / "acdc", encoders["unet"], tmp_path / "out")) == 2
+    assert "non-finite training loss (nan) at epoch 1, step 1 of 4" in error_line(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_stale_resume_file_at_the_default_place_is_ignored(prepared, encoders, tmp_path, caplog):
+    out = tmp_path / "out"
+    state.save(state.default_resume(out / "scores.parquet"), {"identity": {"model": "swin_unet"}})
+    assert main(args(prepared / "covidqu", encoders["unet"], out)) == 0
+    assert "ignoring the resume file" in caplog.text
+    assert sorted(p.name for p in out.iterdir()) == ["history.parquet", "scores.parquet"]
+
+
+def test_sigterm_then_rerun_gives_the_uninterrupted_result(prepared, encoders, tmp_path):
+    data, encoder = prepared / "acdc", encoders["unet"]
+    recipe = ["--epochs", "5", "--batch", "4", "--eval-every", "2"]
+    reference = tmp_path / "reference"
+    assert main(args(data, encoder, reference, *recipe, "--save-model", str(reference / "model.safetensors"))) == 0
+    out = tmp_path / "killed"
+    command = [*MEDSEG, *args(data, encoder, out, *recipe, "--save-model", str(out / "model.safetensors"))]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if "epoch 1/5" in line:  # killed while epoch 2 trains
+            process.send_signal(signal.SIGTERM)
+            break
+    lines += process.stderr.readlines()
+    log = "".join(lines)
+    assert process.wait(timeout=120) == 75, log  # EX_TEMPFAIL: try again
+    assert "stopped by SIGTERM at epoch" in log and "run the same command again" in log
+    assert (out / ".scores.resume.pt").is_file() and not (out / "scores.parquet").exists()
+    assert main(args(data, encoder, out, *recipe, "--save-model", str(out / "model.safetensors"))) == 0
+    assert not (out / ".scores.resume.pt").exists()
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "scores.parquet"), pd.read_parquet(reference / "scores.parquet"))
+    expected, got = load_file(reference / "model.safetensors"), load_file(out / "model.safetensors")
+    assert expected.keys() == got.keys() and all(torch.equal(expected[key], got[key]) for key in expected)
+    columns = ["train_epoch", "lr", "train_loss", "test_dice"]
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "history.parquet")[columns],
+                                  pd.read_parquet(reference / "history.parquet")[columns])
