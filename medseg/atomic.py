@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from medseg.errors import MedsegError
+
 
 def _current_umask() -> int:
     umask = os.umask(0o022)
@@ -64,6 +66,8 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
 def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `final`; on success it is renamed to `final`."""
     final = Path(final)
+    if final.is_dir():
+        raise MedsegError(f"{final} is a folder; give the path of the file to write")
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
     os.close(fd)

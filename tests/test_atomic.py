@@ -69,3 +69,13 @@ def test_a_file_replaced_by_its_writer_gets_ordinary_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "f").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_folder_in_place_of_the_file_is_a_clear_error(tmp_path):
+    from medseg.errors import MedsegError
+
+    (tmp_path / "out").mkdir()
+    with pytest.raises(MedsegError, match="is a folder; give the path of the file to write"):
+        with atomic_file(tmp_path / "out"):
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -157,6 +157,11 @@ def test_missing_corrupt_and_foreign_starts_are_refused(tmp_path, imagenet):
         train(job(tmp_path, imagenet, "x", 1, scratch(tmp_path, "unet"), image_size=64))
 
 
+def test_a_segmentation_dataset_is_refused_as_imagenet(tmp_path, prepared):
+    with pytest.raises(MedsegError, match="holds a prepared covidqu dataset, not ImageNet"):
+        train(job(tmp_path, prepared / "covidqu", "x", 1, scratch(tmp_path, "unet")))
+
+
 def test_a_non_finite_loss_stops_without_a_checkpoint(tmp_path, imagenet):
     j = job(tmp_path, imagenet, "nan", 2, scratch(tmp_path, "unet"), base_lr=1e30, warmup_epochs=0)
     with pytest.raises(MedsegError, match=r"non-finite training loss .* at epoch \d+, update \d+ of 3"):

@@ -47,6 +47,12 @@ def read_split(prepared: Path, split: str, raw: Path | None) -> SplitIndex:
     index_path = Path(prepared) / split / INDEX
     if not index_path.is_file():
         raise DataError(f"{index_path} is missing; prepare ImageNet first (`medseg prepare imagenet`)")
+    kind = read_meta(prepared).get("type") if (Path(prepared) / META).is_file() else None
+    if kind != "imagenet":
+        raise DataError(
+            f"{prepared} holds a prepared {kind or 'unknown'} dataset, not ImageNet; give the output of "
+            "`medseg prepare imagenet` (e.g. results/data/imagenet)"
+        )
     index = pd.read_parquet(index_path, columns=["path", "label"])
     root = Path(raw) if raw is not None else Path(read_meta(prepared)["raw"])
     paths = np.array([path.encode() for path in index["path"]], dtype=bytes)
