@@ -287,3 +287,11 @@ def test_missing_dataset_is_refused(encoders, tmp_path, capsys):
                "--out", str(tmp_path / "r.parquet")])
     assert rc == 2
     assert "dataset.json" in _error_line(capsys)
+
+
+def test_prepared_imagenet_is_refused(prepared, encoders, tmp_path, capsys):
+    rc = main(["robustness", "--encoder", str(encoders["unet"]), "--data", str(prepared / "imagenet"),
+               "--out", str(tmp_path / "r.parquet")])
+    assert rc == 2
+    assert "is prepared ImageNet (an index only); robustness scoring needs a segmentation dataset" in _error_line(capsys)
+    assert not (tmp_path / "r.parquet").exists()

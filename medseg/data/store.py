@@ -90,6 +90,22 @@ def read_meta(out: Path) -> dict:
     return json.loads((Path(out) / META).read_text())
 
 
+def read_segmentation_meta(data: Path, needed_by: str) -> dict:
+    """dataset.json of a prepared segmentation dataset, or a MedsegError saying what `data` is instead."""
+    from medseg.errors import MedsegError
+
+    meta_file = Path(data) / META
+    try:
+        meta = read_meta(data)
+    except FileNotFoundError:
+        raise MedsegError(f"{meta_file} not found: --data must be a folder written by `medseg prepare`") from None
+    except ValueError as error:
+        raise MedsegError(f"{meta_file} is not valid JSON: {error}") from None
+    if meta.get("type") == "imagenet":
+        raise MedsegError(f"{data} is prepared ImageNet (an index only); {needed_by} needs a segmentation dataset")
+    return meta
+
+
 def image_range(images: np.ndarray) -> dict:
     """How consumers read a split's images: dtype, shape and the nominal value range."""
     nominal = [0, 255] if images.dtype == np.uint8 else [0.0, 1.0]

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from medseg.data.store import INDEX, META, Split, open_split, read_meta
+from medseg.data.store import INDEX, META, Split, open_split, read_segmentation_meta
 from medseg.downstream.augment import idrid_crop, rotate_flip
 from medseg.errors import DataError, MedsegError
 from medseg.inputs import input_size, normalise, to_labels, to_pixels, value_scale
@@ -130,14 +130,7 @@ def open_task(data: Path, image_size: int, device: torch.device | str = "cpu",
     """Open a prepared segmentation dataset, check it and copy both splits to `device`."""
     data = Path(data)
     meta_file = data / META
-    try:
-        meta = read_meta(data)
-    except FileNotFoundError:
-        raise MedsegError(f"{meta_file} not found: --data must be a folder written by `medseg prepare`") from None
-    except ValueError as error:
-        raise MedsegError(f"{meta_file} is not valid JSON: {error}") from None
-    if meta.get("type") == "imagenet":
-        raise MedsegError(f"{data} is prepared ImageNet (an index only); downstream training needs a segmentation dataset")
+    meta = read_segmentation_meta(data, "downstream training")
     classes = list(meta.get("classes", []))
     if expected_classes is not None and classes != list(expected_classes):
         raise MedsegError(

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from medseg.data.store import Split, open_split, read_meta
+from medseg.data.store import Split, open_split, read_segmentation_meta
 from medseg.errors import MedsegError
 from medseg.inputs import input_size, normalise, read_windows, scoring_windows, to_pixels, value_scale
 from medseg.jitter import JitterFactors, apply_jitter, draw_factors
@@ -247,14 +247,7 @@ def open_dataset(data: Path, split: str = DEFAULT_SPLIT) -> Dataset:
     """Open a prepared dataset's split with the samples robustness scores; MedsegError naming what is wrong."""
     data = Path(data)
     meta_file = data / "dataset.json"
-    try:
-        meta = read_meta(data)
-    except FileNotFoundError:
-        raise MedsegError(f"{meta_file} not found: --data must be a folder written by `medseg prepare`") from None
-    except ValueError as error:
-        raise MedsegError(f"{meta_file} is not valid JSON: {error}") from None
-    if meta.get("type") == "imagenet":
-        raise MedsegError(f"{data} is prepared ImageNet (an index only); robustness scores a segmentation dataset")
+    meta = read_segmentation_meta(data, "robustness scoring")
     if split not in meta.get("images", {}):
         raise MedsegError(f"{meta_file} has no '{split}' split with images")
     try:
