@@ -123,7 +123,8 @@ def run_train(args: argparse.Namespace) -> None:
     from medseg.downstream.train import Trainer
     from medseg.pretrain.loop import StopSignals
     from medseg.robustness.encoders import inspect
-    from medseg.robustness.score import _device, resolve_image_size
+    from medseg.devices import pick_device
+    from medseg.robustness.score import resolve_image_size
 
     info = inspect(args.encoder)
     if info.model != args.model:
@@ -135,7 +136,7 @@ def run_train(args: argparse.Namespace) -> None:
             )
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = _device(args.device)
+    device = pick_device(args.device)
     task = open_task(args.data, resolve_image_size(info, args.image_size), device, args.classes)
     build = ModelBuild(args.model, task.input_size, info.width, info.window_size)
     recipe = Recipe(args.epochs, args.batch, args.lr, args.momentum, args.weight_decay, args.eval_every)

@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 
 from medseg.data.store import Split, open_split, read_segmentation_meta
+from medseg.devices import pick_device
 from medseg.errors import MedsegError
 from medseg.inputs import input_size, normalise, read_windows, scoring_windows, to_pixels, value_scale
 from medseg.jitter import JitterFactors, apply_jitter, draw_factors
@@ -284,7 +285,7 @@ def score_file(
     info = inspect(Path(encoder_path))
     size = input_size(dataset.meta, resolve_image_size(info, image_size))
     encoder = load(info, size)
-    device = _device(device)
+    device = pick_device(device)
     log.info("scoring %s (%s) on %d samples of %s at %dx%d on %s",
              info.path, info.describe(), len(dataset.windows), dataset.path, size, size, device)
     scores = score_encoder(
@@ -293,15 +294,3 @@ def score_file(
     )
     return info, size, scores
 
-
-def _device(name: torch.device | str | None) -> torch.device:
-    """The torch device to score on: `name`, else cuda when available, else cpu."""
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise MedsegError(f"unknown torch device {str(name)!r}: {error}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise MedsegError(f"device {str(name)!r} was asked for but torch sees no CUDA GPU")
-    return device
