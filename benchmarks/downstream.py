@@ -30,7 +30,7 @@ from medseg.downstream.data import DeviceSplit, Task
 from medseg.downstream.settings import MODES, ModelBuild, Recipe, Run
 from medseg.downstream.train import Trainer
 from medseg.models import MODEL_NAMES, build_encoder
-from medseg.pretrain.loop import StopSignals
+from medseg.signals import StopSignals
 from medseg.robustness.encoders import inspect
 
 CLASSES = ["background", "a", "b", "c"]

@@ -1,5 +1,3 @@
-import sys
+from medseg.cli import run
 
-from medseg.cli import main
-
-sys.exit(main())
+run()

@@ -21,7 +21,7 @@ from medseg.downstream.train import HISTORY_COLUMNS, Trainer, build
 from medseg.inputs import normalise, read_windows, to_labels, to_pixels
 from medseg.models import build_encoder
 from medseg.errors import Interrupted
-from medseg.pretrain.loop import StopSignals
+from medseg.signals import StopSignals
 from medseg.robustness.encoders import inspect
 
 SIZE = 32

@@ -101,3 +101,10 @@ def test_normalisation_is_pretraining_s():
     ones = normalise(torch.ones(1, 3, 1, 1)).flatten()
     expected = (1 - torch.tensor(IMAGENET_DEFAULT_MEAN)) / torch.tensor(IMAGENET_DEFAULT_STD)
     torch.testing.assert_close(ones, expected)
+
+
+def test_normalisation_constants_are_timms():
+    from medseg import inputs
+
+    assert inputs.IMAGENET_DEFAULT_MEAN == IMAGENET_DEFAULT_MEAN
+    assert inputs.IMAGENET_DEFAULT_STD == IMAGENET_DEFAULT_STD

@@ -15,6 +15,7 @@ from medseg.models import build_encoder
 from medseg.pretrain import loop
 from medseg.pretrain.distributed import Context
 from medseg.pretrain.settings import Settings
+from medseg.signals import StopSignals
 
 # 24 training images of 4 classes: batch 8 = 2 accumulated micro-batches of 4, 3 updates per epoch.
 TINY = dict(image_size=32, width=0.25, window_size=4, seed=0, planned_epochs=3, batch=8, base_lr=0.002,
@@ -90,7 +91,7 @@ def test_both_schemes_start_from_the_scratch_encoder(tmp_path, imagenet):
     assert_same_tensors(load_file(start), dict(expected))
     for scheme in ("simple", "advanced"):
         j = job(tmp_path, imagenet, scheme, 1, start, model="resnet50_attention_unet", scheme=scheme, planned_epochs=2)
-        segment = loop.Segment(j, Context(), loop.StopSignals())
+        segment = loop.Segment(j, Context(), StopSignals())
         assert_same_tensors(dict(segment.model.encoder.state_dict()), load_file(start))
 
 

@@ -11,7 +11,8 @@ from PIL import Image
 
 from medseg.errors import MedsegError
 from medseg.models import build_classifier
-from medseg.pretrain import recipe, seeds
+from medseg import seeds
+from medseg.pretrain import recipe
 from medseg.pretrain.settings import Settings, paper_recipe
 
 

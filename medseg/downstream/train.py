@@ -8,7 +8,7 @@ cannot train on one sample), the Dice loss of Eq. A.2 over the whole batch, SGD 
 polynomial schedule of `recipe`. Test Dice goes into the history every `eval_every` epochs, and
 after the last epoch the model is scored with every metric (`scores.parquet`).
 
-Every random draw is derived from (seed, epoch, step) with `medseg.pretrain.seeds`: the epoch's
+Every random draw is derived from (seed, epoch, step) with `medseg.seeds`: the epoch's
 order from (seed, epoch), each step's augmentation and stochastic depth from (seed, epoch, step).
 So the position alone continues a run: a resume file is written every `resume_minutes` and on
 SIGTERM/SIGINT (then the command stops with status 75, EX_TEMPFAIL), and the same command run again continues
@@ -40,8 +40,8 @@ from medseg.downstream.settings import ModelBuild, Recipe, Run, identity
 from medseg.errors import Interrupted, MedsegError
 from medseg.models import build_model
 from medseg.models.segmentation import SegmentationModel
-from medseg.pretrain import seeds
-from medseg.pretrain.loop import StopSignals
+from medseg import seeds
+from medseg.signals import StopSignals
 from medseg.robustness.encoders import EncoderFile, load
 
 log = logging.getLogger(__name__)

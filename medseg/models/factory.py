@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import importlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,24 +15,34 @@ from medseg.errors import MedsegError
 from medseg.models import MODEL_NAMES
 from medseg.models.classifier import EncoderClassifier
 from medseg.models.encoder import Encoder
-from medseg.models.resnet_attention_unet import AttentionDecoder, ResNet50Encoder
 from medseg.models.segmentation import SegmentationModel
-from medseg.models.swin_unet import SwinDecoder, SwinEncoder
-from medseg.models.unet import UNetDecoder, UNetEncoder
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How to build one model: its encoder from the size knobs, its decoder from the encoder."""
+    """How to build one model: its encoder from the size knobs, its decoder from the encoder.
 
-    encoder: Callable[[int, float, int], Encoder]
-    decoder: Callable[[Encoder, int], nn.Module]
+    The classes are named, not imported: the module is imported when the model is built, so a
+    U-Net job never imports timm (about 4 s per process).
+    """
+
+    module: str
+    encoder_class: str
+    decoder_class: str
+    takes_window: bool = False
+
+    def encoder(self, image_size: int, width: float, window_size: int) -> Encoder:
+        build = getattr(importlib.import_module(self.module), self.encoder_class)
+        return build(image_size, width, window_size) if self.takes_window else build(image_size, width)
+
+    def decoder(self, encoder: Encoder, num_classes: int) -> nn.Module:
+        return getattr(importlib.import_module(self.module), self.decoder_class)(encoder, num_classes)
 
 
 MODELS: dict[str, ModelSpec] = {
-    "unet": ModelSpec(lambda size, width, window: UNetEncoder(size, width), UNetDecoder),
-    "resnet50_attention_unet": ModelSpec(lambda size, width, window: ResNet50Encoder(size, width), AttentionDecoder),
-    "swin_unet": ModelSpec(SwinEncoder, SwinDecoder),
+    "unet": ModelSpec("medseg.models.unet", "UNetEncoder", "UNetDecoder"),
+    "resnet50_attention_unet": ModelSpec("medseg.models.resnet_attention_unet", "ResNet50Encoder", "AttentionDecoder"),
+    "swin_unet": ModelSpec("medseg.models.swin_unet", "SwinEncoder", "SwinDecoder", takes_window=True),
 }
 assert tuple(MODELS) == MODEL_NAMES
 

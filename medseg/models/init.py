@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-from timm.layers import trunc_normal_
-from timm.models.swin_transformer import WindowAttention
 from torch import nn
 
 NORM_LAYERS = (nn.BatchNorm2d, nn.LayerNorm)
@@ -55,6 +53,10 @@ def init_swin(module: nn.Module) -> None:
     The patch embedding and the final patch expanding get `he_normal_` with gamma 1/3 from their
     owners after this.
     """
+    # Imported here: timm costs about 4 s per process, and the convolutional models need none of it.
+    from timm.layers import trunc_normal_
+    from timm.models.swin_transformer import WindowAttention
+
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
             trunc_normal_(layer.weight, std=0.02, a=-2.0, b=2.0)

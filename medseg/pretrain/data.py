@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from medseg.data.store import INDEX, META, read_meta
 from medseg.errors import DataError
-from medseg.pretrain import seeds
+from medseg import seeds
 from medseg.pretrain.settings import DataInfo
 
 # A sample key: (row of the index, epoch, position in the epoch's order); epoch 0: not seeded.

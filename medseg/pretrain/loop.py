@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,9 +25,11 @@ from torch import nn
 from medseg.atomic import atomic_file
 from medseg.errors import Interrupted, MedsegError
 from medseg.models import build_classifier
-from medseg.pretrain import data, recipe, seeds, state
+from medseg import seeds
+from medseg.pretrain import data, recipe, state
 from medseg.pretrain.distributed import Context
 from medseg.pretrain.settings import Job
+from medseg.signals import StopSignals
 
 log = logging.getLogger(__name__)
 
@@ -46,30 +47,6 @@ class Position:
     partial: dict = field(default_factory=lambda: {"loss_sum": 0.0, "micro_batches": 0, "train_seconds": 0.0,
                                                    "seconds": 0.0, "images": 0})
     """Sums of the epoch in progress."""
-
-
-class StopSignals:
-    """Turn SIGTERM/SIGINT into a flag checked between optimizer updates.
-
-    Repeated signals do not escalate: Slurm signals every process of a job while the launcher
-    also forwards its own, so a process may get the same signal twice. SIGKILL still kills.
-    """
-
-    def __init__(self) -> None:
-        self.received: str | None = None
-        self.previous: dict = {}
-
-    def _handle(self, signum: int, _frame) -> None:
-        self.received = self.received or signal.Signals(signum).name
-
-    def __enter__(self) -> StopSignals:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *_) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
 
 
 def run(job: Job, ctx: Context) -> None:

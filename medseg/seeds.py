@@ -1,11 +1,11 @@
-"""All randomness of pretraining, derived from (seed, epoch, position) instead of carried streams.
+"""All randomness of training, derived from (seed, epoch, position) instead of carried streams.
 
-The data order of an epoch, each image's augmentation and each micro-batch's mixing, erasing and
-stochastic depth are seeded from the run's seed and where they happen. A run therefore continues
-exactly from (epoch, update) alone: splitting it into segments, killing and resuming it, or
-changing the number of loader workers gives the same random draws.
-
-The scheme is not mixed in: both schemes see the same image order in every epoch.
+Pretraining: the data order of an epoch, each image's augmentation and each micro-batch's mixing,
+erasing and stochastic depth are seeded from the run's seed and where they happen. A run
+therefore continues exactly from (epoch, update) alone: splitting it into segments, killing and
+resuming it, or changing the number of loader workers gives the same random draws. The scheme is
+not mixed in: both schemes see the same image order in every epoch. Downstream training derives
+its epoch order and per-step draws the same way (`medseg.downstream.train`).
 """
 
 from __future__ import annotations
