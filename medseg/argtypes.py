@@ -15,6 +15,8 @@ MIN_IMAGE_SIDE = 8
 MIN_MODEL_IMAGE_SIZE = 16
 # A segmentation task has a background and at least one foreground class.
 MIN_CLASSES = 2
+# BatchNorm cannot train on one sample, so a downstream batch holds two or more (`downstream.batch`).
+MIN_SEGMENTATION_BATCH = 2
 # Class names become index columns `pixels_<name>` (the schema's `classes` item pattern).
 CLASS_NAME = re.compile(r"[A-Za-z0-9_]+")
 
@@ -62,6 +64,7 @@ positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
 image_side = int_at_least(MIN_IMAGE_SIDE)
 model_image_size = int_at_least(MIN_MODEL_IMAGE_SIZE)
+segmentation_batch = int_at_least(MIN_SEGMENTATION_BATCH)
 
 
 def class_name(text: str) -> str:

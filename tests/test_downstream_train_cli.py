@@ -86,6 +86,17 @@ def test_several_modes_and_seeds_in_one_process_equal_single_runs(prepared, enco
                                   pd.read_parquet(tmp_path / "many" / "mode=decoder" / "seed=1" / "scores.parquet"))
 
 
+def test_several_datasets_in_one_process_equal_single_runs(prepared, encoders, tmp_path):
+    encoder = encoders["unet"]
+    both = tmp_path / "both" / "dataset={dataset}"
+    assert main(["train", "--data", str(prepared / "acdc"), str(prepared / "covidqu"), *args(prepared / "acdc", encoder, both)[3:]]) == 0
+    assert (tmp_path / "both" / "dataset=acdc" / "scores.parquet").is_file()
+    single = tmp_path / "single"
+    assert main(args(prepared / "covidqu", encoder, single)) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(single / "scores.parquet"),
+                                  pd.read_parquet(tmp_path / "both" / "dataset=covidqu" / "scores.parquet"))
+
+
 def damaged_acdc(prepared: Path, tmp_path: Path, classes: list[str]) -> Path:
     data = Path(shutil.copytree(prepared / "acdc", tmp_path / "acdc"))
     meta = json.loads((data / "dataset.json").read_text())
@@ -105,6 +116,7 @@ def damaged_acdc(prepared: Path, tmp_path: Path, classes: list[str]) -> Path:
         ("imagenet", r"is prepared ImageNet"),
         ("suffix", r"--scores .*scores.csv: expected a file name ending in .parquet"),
         ("placeholder", r"--history .* has no \{seed\}, but 2 values of --seed are trained"),
+        ("dataset placeholder", r"--scores .* has no \{dataset\}, but 2 values of --data are trained"),
         ("explicit resume", r"resume.pt belongs to a different run: .*; delete it to start this run over"),
     ],
 )
@@ -123,6 +135,8 @@ def test_failures_are_one_line_with_status_2(prepared, encoders, tmp_path, capsy
         data = prepared / "imagenet"
     elif case == "placeholder":
         extra = ["--seed", "0", "1", "--scores", str(tmp_path / "{seed}" / "scores.parquet")]
+    elif case == "dataset placeholder":
+        extra = ["--data", str(prepared / "acdc"), str(prepared / "covidqu")]
     elif case == "explicit resume":
         state.save(tmp_path / "resume.pt", {"identity": {"model": "swin_unet"}})
         extra = ["--resume", str(tmp_path / "resume.pt")]

@@ -295,3 +295,23 @@ def test_prepared_imagenet_is_refused(prepared, encoders, tmp_path, capsys):
     assert rc == 2
     assert "is prepared ImageNet (an index only); robustness scoring needs a segmentation dataset" in _error_line(capsys)
     assert not (tmp_path / "r.parquet").exists()
+
+
+def test_several_datasets_in_one_process_equal_single_runs(prepared, encoders, unet_run, tmp_path):
+    out = tmp_path / "dataset={dataset}" / "robustness.parquet"
+    rc = main(["robustness", "--encoder", str(encoders["unet"]), "--data", str(prepared / "covidqu"),
+               str(prepared / "acdc"), "--out", str(out), "--batch", "8"])
+    assert rc == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "dataset=acdc" / "robustness.parquet").drop(columns="seconds"),
+                                  unet_run[0].drop(columns="seconds"))
+    assert len(pd.read_parquet(tmp_path / "dataset=covidqu" / "robustness.parquet")) == len(unet_run[0])
+
+
+def test_several_datasets_need_the_placeholder_and_all_exist(prepared, encoders, tmp_path, capsys):
+    base = ["robustness", "--encoder", str(encoders["unet"]), "--data", str(prepared / "acdc")]
+    assert main([*base, str(prepared / "covidqu"), "--out", str(tmp_path / "r.parquet")]) == 2
+    assert "r.parquet has no {dataset}, but 2 datasets are scored" in _error_line(capsys)
+    # a missing second dataset is refused before the first is scored
+    assert main([*base, str(tmp_path / "nothing"), "--out", str(tmp_path / "{dataset}.parquet")]) == 2
+    assert "dataset.json" in _error_line(capsys)
+    assert not (tmp_path / "acdc.parquet").exists()

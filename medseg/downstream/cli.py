@@ -12,12 +12,13 @@ from medseg.argtypes import (
     non_negative_int,
     positive_float,
     positive_int,
+    segmentation_batch,
 )
 from medseg.downstream import settings as paper
 from medseg.errors import Interrupted, MedsegError
 from medseg.models import MODEL_NAMES
 
-PLACEHOLDERS = {"mode": "{mode}", "seed": "{seed}"}
+PLACEHOLDERS = {"dataset": "{dataset}", "mode": "{mode}", "seed": "{seed}"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,12 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(one row per metric and class: metric, class, value) and --history (one row per epoch: train_epoch, lr, "
         "train_loss, test_dice, images_per_s, seconds; test_dice where evaluated). A hidden resume file beside the "
         "scores is written every --resume-minutes and on SIGTERM/SIGINT (then the command exits with status 75); "
-        "the same command run again continues from it to the result of an uninterrupted run. Several --mode or "
-        "--seed values train one run each in this process (one start-up for all): then the output paths must "
-        "hold {mode} and/or {seed}, which are replaced per run.",
+        "the same command run again continues from it to the result of an uninterrupted run. Several --data, "
+        "--mode or --seed values train one run each in this process (one start-up for all): then the output paths "
+        "must hold {dataset} (the data folder's name), {mode} and/or {seed}, which are replaced per run.",
     )
-    train.add_argument("--data", type=Path, required=True,
-                       help="a prepared segmentation dataset (the output of `medseg prepare`), e.g. results/data/acdc")
+    train.add_argument("--data", type=Path, nargs="+", required=True,
+                       help="prepared segmentation dataset(s) (the output of `medseg prepare`), e.g. results/data/acdc")
     train.add_argument("--encoder", type=Path, required=True,
                        help="encoder checkpoint: a medseg encoder.safetensors, or a timm resnet50 state dict saved as "
                        "safetensors (for resnet50_attention_unet)")
@@ -68,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     recipe = train.add_argument_group("recipe (what the results depend on; defaults: the paper's, Appendix A.4)")
     recipe.add_argument("--epochs", type=positive_int, default=paper.EPOCHS,
                         help=f"training epochs (default: {paper.EPOCHS})")
-    recipe.add_argument("--batch", type=positive_int, default=paper.BATCH,
+    recipe.add_argument("--batch", type=segmentation_batch, default=paper.BATCH,
                         help=f"images per optimizer step; an epoch's last step takes the remainder (default: {paper.BATCH})")
     recipe.add_argument("--lr", type=positive_float, default=paper.LR,
                         help=f"base learning rate; step i of N uses lr (1 - i/N)^{paper.POWER:g} (default: {paper.LR:g})")
@@ -87,11 +88,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.set_defaults(run=run_train)
 
 
-def expand(path: Path | None, mode: str, seed: int) -> Path | None:
-    """`path` with {mode} and {seed} replaced."""
+def expand(path: Path | None, dataset: str, mode: str, seed: int) -> Path | None:
+    """`path` with {dataset}, {mode} and {seed} replaced."""
     if path is None:
         return None
-    return Path(str(path).replace(PLACEHOLDERS["mode"], mode).replace(PLACEHOLDERS["seed"], str(seed)))
+    text = str(path)
+    for key, value in (("dataset", dataset), ("mode", mode), ("seed", str(seed))):
+        text = text.replace(PLACEHOLDERS[key], value)
+    return Path(text)
 
 
 def check_outputs(args: argparse.Namespace) -> None:
@@ -100,16 +104,19 @@ def check_outputs(args: argparse.Namespace) -> None:
         path = getattr(args, option)
         if path.suffix.lower() != ".parquet":
             raise MedsegError(f"--{option} {path}: expected a file name ending in .parquet")
-    for key, values in (("mode", args.mode), ("seed", args.seed)):
+    datasets = [data.name for data in args.data]
+    if args.classes is not None and len(datasets) > 1:
+        raise MedsegError("--classes checks one dataset; give a single --data with it")
+    for key, option, values in (("dataset", "data", datasets), ("mode", "mode", args.mode), ("seed", "seed", args.seed)):
         if len(set(values)) != len(values):
-            raise MedsegError(f"--{key} lists a value twice: {' '.join(map(str, values))}")
+            raise MedsegError(f"--{option} lists a value twice: {' '.join(map(str, values))}")
         if len(values) > 1:
-            for option in ("scores", "history", "save_model", "resume"):
-                path = getattr(args, option)
+            for output in ("scores", "history", "save_model", "resume"):
+                path = getattr(args, output)
                 if path is not None and PLACEHOLDERS[key] not in str(path):
                     raise MedsegError(
-                        f"--{option.replace('_', '-')} {path} has no {PLACEHOLDERS[key]}, but {len(values)} values of "
-                        f"--{key} are trained: each run needs its own file"
+                        f"--{output.replace('_', '-')} {path} has no {PLACEHOLDERS[key]}, but {len(values)} values of "
+                        f"--{option} are trained: each run needs its own file"
                     )
 
 
@@ -117,11 +124,12 @@ def run_train(args: argparse.Namespace) -> None:
     check_outputs(args)
     import torch
 
+    from medseg.data.store import read_segmentation_meta
     from medseg.downstream import state
     from medseg.downstream.data import open_task
     from medseg.downstream.settings import ModelBuild, Recipe, Run
     from medseg.downstream.train import Trainer
-    from medseg.pretrain.loop import StopSignals
+    from medseg.signals import StopSignals
     from medseg.robustness.encoders import inspect
     from medseg.devices import pick_device
     from medseg.robustness.score import resolve_image_size
@@ -137,18 +145,23 @@ def run_train(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    task = open_task(args.data, resolve_image_size(info, args.image_size), device, args.classes)
-    build = ModelBuild(args.model, task.input_size, info.width, info.window_size)
+    for data in args.data:  # every dataset is checked before the first run starts
+        read_segmentation_meta(data, "downstream training")
     recipe = Recipe(args.epochs, args.batch, args.lr, args.momentum, args.weight_decay, args.eval_every)
-    runs = [
-        Run(mode, seed, expand(args.scores, mode, seed), expand(args.history, mode, seed),
-            expand(args.resume, mode, seed) or state.default_resume(expand(args.scores, mode, seed)),
-            expand(args.save_model, mode, seed))
-        for mode in args.mode for seed in args.seed
-    ]
     with StopSignals() as stop:
-        for run in runs:
-            if stop.received is not None:
-                raise Interrupted(f"stopped by {stop.received} before training {run.name()}; run the same command again")
-            Trainer(task, info, build, recipe, run, stop, resume_minutes=args.resume_minutes,
-                    explicit_resume=args.resume is not None).train()
+        for data in args.data:
+            task = open_task(data, resolve_image_size(info, args.image_size), device, args.classes)
+            build = ModelBuild(args.model, task.input_size, info.width, info.window_size)
+            for mode in args.mode:
+                for seed in args.seed:
+                    paths = [expand(path, data.name, mode, seed) for path in (args.scores, args.history, args.resume,
+                                                                              args.save_model)]
+                    run = Run(mode, seed, paths[0], paths[1], paths[2] or state.default_resume(paths[0]), paths[3])
+                    if stop.received is not None:
+                        raise Interrupted(
+                            f"stopped by {stop.received} before training {data.name}, {run.name()}; run the same "
+                            "command again"
+                        )
+                    Trainer(task, info, build, recipe, run, stop, resume_minutes=args.resume_minutes,
+                            explicit_resume=args.resume is not None).train()
+            del task  # free the device copy before the next dataset

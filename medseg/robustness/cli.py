@@ -25,9 +25,10 @@ def _margin(text: str) -> float:
     return value
 
 
+DATASET_PLACEHOLDER = "{dataset}"
+
+
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, required=True,
-                        help="a prepared segmentation dataset (the output of `medseg prepare`), e.g. results/data/acdc")
     group = parser.add_argument_group("scoring (what the scores depend on)")
     group.add_argument("--margins", type=_margin, nargs="+", default=list(DEFAULT_MARGINS), metavar="EPS",
                        help="margins ε of Eq. 3 (default: 0 0.25 0.5 0.75 1)")
@@ -52,9 +53,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "correlation) x margin x level (last, second_to_last) x pooled, with columns distance, margin, level, "
         "pooled, robustness (1 - mean hinge, higher is better), hinge_mean, n_images, seconds. The encoder is "
         "a medseg encoder.safetensors or a timm resnet50 state dict saved as safetensors (scored as the "
-        "resnet50_attention_unet encoder); which one is read from the file.",
+        "resnet50_attention_unet encoder); which one is read from the file. Several --data score the file on "
+        "each in one process (one start-up); then --out (and --save-features) must hold {dataset}, replaced by "
+        "each data folder's name.",
     )
     robustness.add_argument("--encoder", type=Path, required=True, help="encoder file (safetensors)")
+    robustness.add_argument("--data", type=Path, nargs="+", required=True,
+                            help="prepared segmentation dataset(s) (the output of `medseg prepare`), e.g. results/data/acdc")
     robustness.add_argument("--out", type=Path, required=True,
                             help="Parquet file to write, e.g. results/robustness/dataset=acdc/model=unet/scheme=simple/epoch=5/robustness.parquet")
     robustness.add_argument("--save-features", type=Path, default=None, metavar="FILE",
@@ -73,6 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "variant of every file. --margins takes several values: give it after the encoder files.",
     )
     rank.add_argument("encoders", type=Path, nargs="+", metavar="ENCODER", help="encoder files (safetensors)")
+    rank.add_argument("--data", type=Path, required=True,
+                      help="a prepared segmentation dataset (the output of `medseg prepare`), e.g. results/data/acdc")
     rank.add_argument("--mode", choices=MODES, default="full",
                       help="downstream training the choice is for: full or decoder (default: full)")
     rank.add_argument("--out", type=Path, default=None,
@@ -94,6 +101,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     online.add_argument("--checkpoints", type=positive_int, nargs="+", required=True, metavar="EPOCH",
                         help="the configured checkpoint epochs (the last is the planned length)")
     online.add_argument("--out", type=Path, required=True, help="choice.json to write")
+    online.add_argument("--scores", type=Path, nargs="+", default=None, metavar="FILE",
+                        help="downstream scores.parquet of the kept checkpoint (.../epoch=N/mode=M/seed=S/), one per "
+                        "seed: their mean Dice goes into the JSON file as `downstream`")
     online.set_defaults(run=run_online)
 
 
@@ -107,35 +117,53 @@ def _check_out(path: Path, suffixes: tuple[str, ...]) -> None:
 
 
 def run_robustness(args: argparse.Namespace) -> None:
-    from safetensors.torch import save_file
-
-    from medseg.atomic import atomic_file
-    from medseg.robustness.score import open_dataset, score_file
+    from medseg.robustness.score import open_dataset
 
     _check_out(args.out, (".parquet",))
     if args.save_features is not None:
         _check_out(args.save_features, (".safetensors",))
-    dataset = open_dataset(args.data, args.split)
+    names = [data.name for data in args.data]
+    if len(set(names)) != len(names):
+        raise MedsegError(f"--data names a dataset folder twice: {' '.join(names)}")
+    if len(names) > 1:
+        for option, path in (("out", args.out), ("save-features", args.save_features)):
+            if path is not None and DATASET_PLACEHOLDER not in str(path):
+                raise MedsegError(f"--{option} {path} has no {DATASET_PLACEHOLDER}, but {len(names)} datasets are "
+                                  "scored: each needs its own file")
+    datasets = [open_dataset(data, args.split) for data in args.data]  # all checked before the first is scored
+    for data, dataset in zip(args.data, datasets):
+        out = Path(str(args.out).replace(DATASET_PLACEHOLDER, data.name))
+        features = None if args.save_features is None else Path(str(args.save_features).replace(DATASET_PLACEHOLDER, data.name))
+        _score_one(args, data, dataset, out, features)
+
+
+def _score_one(args: argparse.Namespace, data: Path, dataset, out: Path, features: Path | None) -> None:
+    """Score the encoder file on one dataset and write its table (and features)."""
+    from safetensors.torch import save_file
+
+    from medseg.atomic import atomic_file
+    from medseg.robustness.score import score_file
+
     info, size, scores = score_file(
         args.encoder, dataset, image_size=args.image_size, seed=args.seed, batch=args.batch, device=args.device,
-        save_features=args.save_features is not None,
+        save_features=features is not None,
     )
     table = scores.table(_unique(args.margins))
-    with atomic_file(args.out) as tmp:
+    with atomic_file(out) as tmp:
         table.to_parquet(tmp, index=False)
-    if args.save_features is not None:
+    if features is not None:
         metadata = {
-            "encoder": str(args.encoder), "kind": info.kind, "model": info.model, "data": str(args.data),
+            "encoder": str(args.encoder), "kind": info.kind, "model": info.model, "data": str(data),
             "split": args.split, "input_size": str(size), "seed": str(args.seed),
             "rows": "IDRiD: the split's images cut into test_tile tiles, image by image, tile rows then columns"
             if dataset.meta.get("type") == "idrid" else "the rows of the split's index.parquet",
         }
-        with atomic_file(args.save_features) as tmp:
+        with atomic_file(features) as tmp:
             save_file(scores.features, tmp, metadata=metadata)
     main = table[(table.distance == "cosine") & (table.margin == 0.5) & (table.level == "second_to_last")]
     log.info("%s: %d samples in %.1f s; main variants (cosine, 0.5, second_to_last): %s -> %s", args.encoder,
              scores.n_images, scores.seconds,
-             ", ".join(f"{'pooled' if r.pooled else 'unpooled'} {r.robustness:.4f}" for r in main.itertuples()), args.out)
+             ", ".join(f"{'pooled' if r.pooled else 'unpooled'} {r.robustness:.4f}" for r in main.itertuples()), out)
 
 
 def run_rank(args: argparse.Namespace) -> None:
@@ -177,10 +205,14 @@ def run_rank(args: argparse.Namespace) -> None:
 
 
 def run_online(args: argparse.Namespace) -> None:
-    from medseg.robustness.online import online_choice_record, write_choice
+    from medseg.robustness.online import downstream_record, online_choice_record, write_choice
 
     record = online_choice_record(args.checkpoints, args.files, args.mode)
+    if args.scores:
+        record["downstream"] = downstream_record(args.scores, record["chosen_epoch"], args.mode)
     write_choice(record, args.out)
     log.info("online choice for %s training: epoch %d after the trail %s (%d of %d pretraining epochs) -> %s",
              args.mode, record["chosen_epoch"], [step["epoch"] for step in record["trail"]],
              record["pretrained_epochs"], record["planned_epochs"], args.out)
+    if args.scores:
+        log.info("its downstream mean Dice over %d seed(s): %.4f", len(args.scores), record["downstream"]["mean_dice"])

@@ -15,15 +15,20 @@ from medseg.atomic import atomic_file
 from medseg.errors import MedsegError
 from medseg.robustness.selection import main_variant, online_walk
 
-EPOCH_IN_PATH = re.compile(r"(?:^|/)epoch=(\d+)(?:/|$)")
+def path_key(path: str | Path, key: str) -> str:
+    """The value of a hive folder `key=value` in `path`."""
+    match = re.search(rf"(?:^|/){key}=([^/]+)(?:/|$)", Path(path).as_posix())
+    if match is None:
+        raise MedsegError(f"{path}: no '{key}=...' folder in the path; results live under .../{key}=.../")
+    return match.group(1)
 
 
 def epoch_of(path: str | Path) -> int:
-    """The checkpoint epoch of a robustness file, from its hive path (`.../epoch=N/...`)."""
-    match = EPOCH_IN_PATH.search(Path(path).as_posix())
-    if match is None:
-        raise MedsegError(f"{path}: no 'epoch=N' folder in the path; robustness files live under .../epoch=N/")
-    return int(match.group(1))
+    """The checkpoint epoch of a robustness or scores file, from its hive path (`.../epoch=N/...`)."""
+    value = path_key(path, "epoch")
+    if not value.isdigit():
+        raise MedsegError(f"{path}: 'epoch={value}' is not a whole number")
+    return int(value)
 
 
 def main_score(path: str | Path, mode: str) -> float:
@@ -67,6 +72,33 @@ def online_choice_record(checkpoints: Sequence[int], files: Iterable[str | Path]
         "planned_epochs": planned,
         "saved_epochs": planned - walk.pretrained_epochs,
     }
+
+
+def downstream_record(files: Sequence[str | Path], chosen_epoch: int, mode: str) -> dict:
+    """The kept checkpoint's downstream result: mean foreground Dice of each seed's run, and their mean."""
+    import pandas as pd
+
+    runs = []
+    for path in files:
+        if epoch_of(path) != chosen_epoch or path_key(path, "mode") != mode:
+            raise MedsegError(
+                f"{path} is a {path_key(path, 'mode')} run from epoch {epoch_of(path)}, but the online walk kept "
+                f"epoch {chosen_epoch} for {mode} training; give the scores of that checkpoint and mode"
+            )
+        try:
+            table = pd.read_parquet(path)
+            dice = table[(table["metric"] == "dice") & (table["class"] == "mean")]["value"]
+        except (OSError, ValueError, KeyError) as error:
+            raise MedsegError(f"{path}: not a readable scores table ({error})") from None
+        if len(dice) != 1:
+            raise MedsegError(f"{path} has no mean Dice row (metric dice, class mean); is it a scores.parquet?")
+        runs.append({"seed": int(path_key(path, "seed")), "dice": float(dice.iloc[0])})
+    seeds = [run["seed"] for run in runs]
+    if len(set(seeds)) != len(seeds):
+        raise MedsegError(f"the scores files repeat a seed ({sorted(seeds)}); give one file per seed")
+    runs.sort(key=lambda run: run["seed"])
+    mean = sum(run["dice"] for run in runs) / len(runs)
+    return {"runs": runs, "mean_dice": mean}
 
 
 def write_choice(record: dict, out: Path) -> None:
