@@ -13,6 +13,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/robustness.smk"
+include: "workflow/rules/downstream.smk"
 
 
 rule all:
@@ -20,3 +21,4 @@ rule all:
         prepared_datasets(),
         pretrained_checkpoints(),
         robustness_files(),
+        downstream_files(),

@@ -96,3 +96,32 @@ def test_models_image_size_minimum_equals_schema():
 def test_resume_minutes_minimum_equals_schema():
     assert SCHEMA["properties"]["pretraining"]["properties"]["resume_minutes"]["minimum"] == 0
     assert parses(PRETRAIN + ["--resume-minutes", "0"]) and not parses(PRETRAIN + ["--resume-minutes", "-1"])
+
+
+DOWNSTREAM = SCHEMA["properties"]["downstream"]["properties"]
+TRAIN = ["train", "--data", "d", "--encoder", "e.safetensors", "--model", "unet", "--scores", "s.parquet",
+         "--history", "h.parquet"]
+
+
+@pytest.mark.parametrize(
+    ("minimum", "option"),
+    [
+        (DOWNSTREAM["epochs"]["minimum"], "--epochs"),
+        (DOWNSTREAM["batch"]["minimum"], "--batch"),
+        (DOWNSTREAM["seeds"]["items"]["minimum"], "--seed"),
+        (DOWNSTREAM["eval_every"]["minimum"], "--eval-every"),
+        (DOWNSTREAM["resume_minutes"]["minimum"], "--resume-minutes"),
+    ],
+)
+def test_train_option_minimum_equals_schema(minimum, option):
+    assert parses(TRAIN + [option, str(minimum)])
+    assert not parses(TRAIN + [option, str(minimum - 1)])
+
+
+def test_train_learning_rate_is_positive_as_in_the_schema():
+    assert DOWNSTREAM["lr"]["exclusiveMinimum"] == 0
+    assert parses(TRAIN + ["--lr", "0.001"]) and not parses(TRAIN + ["--lr", "0"])
+
+
+def test_train_accepts_both_modes_only():
+    assert parses(TRAIN + ["--mode", "full", "decoder"]) and not parses(TRAIN + ["--mode", "encoder"])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.dataset as ds
 import pytest
 import yaml
 from PIL import Image
@@ -36,6 +37,10 @@ TINY_CONFIG = {
         "simple": {"unet": TINY_RECIPE},
         "advanced": {"unet": TINY_RECIPE},
     },
+    # One job per encoder file (5) scores it on every dataset, one trains it on every dataset, both
+    # modes and one seed for one epoch.
+    "downstream": {"epochs": 1, "batch": 4, "seeds": [0]},
+    "one_job_per_encoder": True,
 }
 
 
@@ -70,7 +75,8 @@ def test_demo_dry_run(tmp_path):
 
 def test_external_encoders_are_scored_on_every_dataset(tmp_path):
     external = {"mine": {"file": str(tmp_path / "resnet50.safetensors"), "model": "unet"}}
-    config = write_config(tmp_path / "external.yaml", {**TINY_CONFIG, "robustness": {"external": external}})
+    config = write_config(tmp_path / "external.yaml",
+                          {**TINY_CONFIG, "robustness": {"external": external}, "one_job_per_encoder": False})
     (tmp_path / "resnet50.safetensors").write_bytes(b"")
     dry = snakemake(tmp_path, config, "-n")
     assert dry.returncode == 0, dry.stdout
@@ -97,6 +103,20 @@ def test_data_rules_run_and_rerun_only_what_changed(tmp_path):
     assert set(np.unique(open_split(data / "acdc" / "test").masks)) == {0, 1, 2, 3}
     assert (tmp_path / "logs" / "prepare" / "acdc.log").is_file()
     assert "Nothing to be done" in snakemake(tmp_path, config, "-n").stdout
+    # downstream: every dataset x encoder file x mode x seed, read back as one hive-partitioned table
+    scores = ds.dataset(tmp_path / "results" / "downstream", partitioning="hive").to_table().to_pandas()
+    runs = scores.groupby(["dataset", "model", "scheme", "epoch", "mode", "seed"]).ngroups
+    assert runs == 3 * 5 * 2 * 1, scores
+    assert set(scores["metric"]) == {"dice", "jaccard", "mcc", "ap", "hd95"}
+    assert set(scores[scores["dataset"] == "acdc"]["class"]) == {"mean", "background", "rv_cavity", "myocardium", "lv_cavity"}
+    history = pd.read_parquet(tmp_path / "results" / "downstream_history")
+    assert len(history) == runs and history["test_dice"].notna().all()
+    assert "images/s" in (tmp_path / "logs/downstream/model=unet/scheme=simple/epoch=2.log").read_text()
+    # a changed downstream recipe re-runs downstream training only
+    dry = snakemake(tmp_path, write_config(tmp_path / "lr2.yaml", dict(TINY_CONFIG, downstream={
+        **TINY_CONFIG["downstream"], "lr": 0.01})), "-n")
+    assert job_counts(dry.stdout) == {"train_downstream": 5, "all": 1, "total": 6}, dry.stdout
+    # a changed dataset re-runs its preparation, not the other datasets' or pretraining
     changed = dict(TINY_CONFIG, datasets={**TINY_CONFIG["datasets"], "acdc": {**TINY_CONFIG["datasets"]["acdc"], "size": 16}})
     dry = snakemake(tmp_path, write_config(tmp_path / "changed.yaml", changed), "-n")
     assert "prepare_acdc" in dry.stdout
@@ -119,7 +139,27 @@ def test_data_rules_run_and_rerun_only_what_changed(tmp_path):
         **TINY_CONFIG["pretraining"], "advanced": lower_lr})), "-n")
     jobs = job_counts(dry.stdout)
     assert jobs.get("pretrain") == 2 and "init_encoder" not in jobs, dry.stdout
-    assert "wildcards: model=unet, scheme=simple, epoch=" not in dry.stdout  # no simple pretraining segment
+    segments = re.findall(r"rule pretrain:\n(?:.*\n)*?\s+wildcards: (.*)", dry.stdout)
+    assert len(segments) == 2 and all("scheme=advanced" in wildcards for wildcards in segments), segments
+
+
+def test_jobs_per_run_for_clusters_or_per_encoder_file(tmp_path):
+    """one_job_per_encoder false: robustness per dataset and encoder file, downstream per run; true: per encoder file."""
+    counts = {}
+    for grouped in (False, True):
+        config = dict(TINY_CONFIG, downstream={"seeds": [0, 1]}, one_job_per_encoder=grouped)
+        dry = snakemake(tmp_path, write_config(tmp_path / f"{grouped}.yaml", config), "-n", "-p")
+        assert dry.returncode == 0, dry.stdout
+        counts[grouped] = {rule: job_counts(dry.stdout)[rule] for rule in ("robustness", "train_downstream")}
+    assert counts == {False: {"robustness": 3 * 5, "train_downstream": 3 * 5 * 2 * 2},
+                      True: {"robustness": 5, "train_downstream": 5}}
+    single = snakemake(tmp_path, tmp_path / "False.yaml", "-n", "-p").stdout
+    assert ("--data results/data/acdc --mode decoder --seed 1 --scores 'results/downstream/dataset=acdc/model=unet/"
+            "scheme=simple/epoch=2/mode=decoder/seed=1/scores.parquet'") in single
+    grouped = snakemake(tmp_path, tmp_path / "True.yaml", "-n", "-p").stdout
+    assert ("--data results/data/acdc results/data/covidqu results/data/idrid --mode full decoder --seed 0 1 --scores "
+            "'results/downstream/dataset={dataset}/model=unet/scheme=simple/epoch=2/mode={mode}/seed={seed}/scores.parquet'"
+            ) in grouped
 
 
 @pytest.mark.parametrize(
@@ -175,3 +215,8 @@ def test_online_target_never_pretrains_past_the_stop(tmp_path):
     built = sorted(int(path.parent.name.removeprefix("epoch=")) for path in (tmp_path / "results/pretrain").glob("model=unet/scheme=simple/epoch=*/state.pt"))
     assert built == trail, f"pretrained {built}, but the walk only needed {trail}"
     assert result.stdout.count("(Rule: pretrain)") == len(trail)  # Snakemake's "Finished jobid: N (Rule: ...)" lines
+    # the kept checkpoint is trained downstream (every seed) and its Dice recorded
+    assert [run["seed"] for run in record["downstream"]["runs"]] == [0], record
+    scores = tmp_path / f"results/downstream/dataset=covidqu/model=unet/scheme=simple/epoch={record['chosen_epoch']}"
+    assert (scores / "mode=full/seed=0/scores.parquet").is_file()
+    assert result.stdout.count("(Rule: train_downstream)") == 1

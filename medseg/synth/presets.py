@@ -76,16 +76,16 @@ TINY = Preset(
 )
 
 DEMO = Preset(
-    acdc_train=6,
-    acdc_test=3,
+    acdc_train=4,
+    acdc_test=2,
     acdc_side=(48, 80),
     acdc_slices=(6, 10),
     acdc_frames=(10, 16),
     covid_per_split=(16, 4, 8),
     covid_other_per_split=2,
     covid_size=96,
-    idrid_train=4,
-    idrid_test=2,
+    idrid_train=2,
+    idrid_test=1,
     idrid_size=(300, 200),
     imagenet_classes=10,
     imagenet_train_per_class=40,

@@ -131,6 +131,59 @@ ROBUSTNESS_FILE = "results/robustness/dataset={dataset}/model={model}/scheme={sc
 ONLINE_CHOICE = "results/online/dataset={dataset}/model={model}/scheme={scheme}/mode={mode}/choice.json"
 MODES = ("full", "decoder")
 
+
+# --- jobs per encoder file (robustness and downstream training) ------------------------------
+
+# one_job_per_encoder: a robustness or downstream job's wildcards are the encoder file's (model,
+# scheme, epoch) and it covers every dataset (downstream: every dataset, mode and seed).
+ONE_JOB_PER_ENCODER = config["one_job_per_encoder"]
+ENCODER_KEYS = ("model", "scheme", "epoch")
+
+
+def job_datasets(wildcards):
+    """The datasets a robustness or downstream job covers."""
+    return list(DATASETS) if ONE_JOB_PER_ENCODER else [wildcards.dataset]
+
+
+def job_data(wildcards):
+    """The dataset.json of the job's dataset(s)."""
+    return expand("results/data/{dataset}/dataset.json", dataset=job_datasets(wildcards))
+
+
+def job_data_folders(wildcards):
+    """`--data` of the job's command."""
+    return " ".join(f"results/data/{name}" for name in job_datasets(wildcards))
+
+
+def encoder_job_files(pattern, **values):
+    """A job's files of `pattern`: its own, or with one_job_per_encoder every dataset's (and every `values`)."""
+    if ONE_JOB_PER_ENCODER:
+        return expand(pattern, dataset=DATASETS, **values, allow_missing=True)
+    return pattern
+
+
+def encoder_job_log(stage):
+    """The log of a robustness or downstream job: per job wildcards."""
+    if ONE_JOB_PER_ENCODER:
+        return f"logs/{stage}/model={{model}}/scheme={{scheme}}/epoch={{epoch}}.log"
+    if stage == "downstream":
+        return f"logs/{stage}/{RUN_KEYS}.log"
+    return f"logs/{stage}/dataset={{dataset}}/model={{model}}/scheme={{scheme}}/epoch={{epoch}}.log"
+
+
+def placeholders_or_wildcards(wildcards, keys):
+    """Path values for `keys`: `{key}` placeholders that the command fills in per dataset/run when a job
+    covers several, else the job's wildcards."""
+    if ONE_JOB_PER_ENCODER:
+        return {key: f"{{{key}}}" for key in keys}
+    return {key: getattr(wildcards, key) for key in keys}
+
+
+def robustness_out(wildcards):
+    """`--out` of a robustness job."""
+    keys = placeholders_or_wildcards(wildcards, ["dataset"])
+    return ROBUSTNESS_FILE.format(**keys, **{key: getattr(wildcards, key) for key in ENCODER_KEYS})
+
 for _name, _external in EXTERNAL.items():
     if _external["model"] not in MODELS["names"]:
         raise ValueError(
@@ -159,26 +212,35 @@ def encoder_to_score(wildcards):
     raise ValueError(f"no encoder for scheme {scheme!r} at epoch {epoch} (checkpoints: {CHECKPOINTS})")
 
 
+def external_image_size(wildcards):
+    """External files record no image size, so they are built at the config's; medseg files at their own."""
+    return f" --image-size {MODELS['image_size']}" if wildcards.scheme.startswith("external-") else ""
+
+
 def robustness_options(wildcards):
-    """The options scores depend on; external files record no image size, so they get the config's."""
+    """The options scores depend on."""
     margins = " ".join(str(margin) for margin in ROBUSTNESS["margins"])
-    options = f"--margins {margins} --seed {ROBUSTNESS['seed']}"
-    if wildcards.scheme.startswith("external-"):
-        options += f" --image-size {MODELS['image_size']}"
-    return options
+    return f"--margins {margins} --seed {ROBUSTNESS['seed']}{external_image_size(wildcards)}"
 
 
-def robustness_files():
-    """Every dataset x model: the scratch encoder, every checkpoint of both schemes, the external files."""
-    files = expand(ROBUSTNESS_FILE, dataset=DATASETS, model=MODELS["names"], scheme="scratch", epoch=0)
-    files += expand(ROBUSTNESS_FILE, dataset=DATASETS, model=MODELS["names"], scheme=PRETRAIN_SCHEMES, epoch=CHECKPOINTS)
+def encoder_files_of(pattern):
+    """`pattern` for every dataset x model and encoder: scratch, every checkpoint of both schemes, the external files."""
+    files = expand(pattern, dataset=DATASETS, model=MODELS["names"], scheme="scratch", epoch=0, allow_missing=True)
+    files += expand(pattern, dataset=DATASETS, model=MODELS["names"], scheme=PRETRAIN_SCHEMES, epoch=CHECKPOINTS,
+                    allow_missing=True)
     for name, external in EXTERNAL.items():
-        files += expand(ROBUSTNESS_FILE, dataset=DATASETS, model=external["model"], scheme=f"external-{name}", epoch=0)
+        files += expand(pattern, dataset=DATASETS, model=external["model"], scheme=f"external-{name}", epoch=0,
+                        allow_missing=True)
     return files
 
 
-def online_trail(wildcards):
-    """The robustness files the online walk reads, asked for one checkpoint at a time.
+def robustness_files():
+    """The robustness of every encoder file on every dataset."""
+    return encoder_files_of(ROBUSTNESS_FILE)
+
+
+def finished_online_walk(wildcards):
+    """The online walk of (dataset, model, scheme, mode), asking for one robustness file at a time.
 
     `robustness` is a Snakemake checkpoint: asking for a file that does not exist yet stops this
     function, Snakemake builds that one file (and the pretraining segment behind it), then calls
@@ -191,16 +253,67 @@ def online_trail(wildcards):
     while True:
         walk = online_walk(CHECKPOINTS, scores)
         if walk.finished:
-            return [
-                ROBUSTNESS_FILE.format(dataset=wildcards.dataset, model=wildcards.model, scheme=wildcards.scheme, epoch=epoch)
-                for epoch in walk.trail
-            ]
-        found = checkpoints.robustness.get(
-            dataset=wildcards.dataset, model=wildcards.model, scheme=wildcards.scheme, epoch=walk.needed
-        ).output[0]
-        scores[walk.needed] = main_score(found, wildcards.mode)
+            return walk
+        job = dict(model=wildcards.model, scheme=wildcards.scheme, epoch=walk.needed)
+        if not ONE_JOB_PER_ENCODER:
+            job["dataset"] = wildcards.dataset
+        checkpoints.robustness.get(**job)  # stops here until the file exists
+        scores[walk.needed] = main_score(ROBUSTNESS_FILE.format(**job, dataset=wildcards.dataset), wildcards.mode)
+
+
+def online_trail(wildcards):
+    """The robustness files the online walk read."""
+    keys = dict(dataset=wildcards.dataset, model=wildcards.model, scheme=wildcards.scheme)
+    return [ROBUSTNESS_FILE.format(**keys, epoch=epoch) for epoch in finished_online_walk(wildcards).trail]
+
+
+def online_scores(wildcards):
+    """The downstream scores of the checkpoint the online walk keeps: the walk's mode, every seed."""
+    chosen = finished_online_walk(wildcards).chosen
+    keys = dict(dataset=wildcards.dataset, model=wildcards.model, scheme=wildcards.scheme, mode=wildcards.mode)
+    return expand(DOWNSTREAM_SCORES, **keys, epoch=chosen, seed=SEEDS)
 
 
 def online_choices():
     """The online choice of every dataset, model, scheme and downstream mode."""
     return expand(ONLINE_CHOICE, dataset=DATASETS, model=MODELS["names"], scheme=PRETRAIN_SCHEMES, mode=MODES)
+
+
+# --- downstream training (workflow/rules/downstream.smk) ----------------------------------------
+
+DOWNSTREAM = config["downstream"]
+SEEDS = DOWNSTREAM["seeds"]
+RUN_KEYS = "dataset={dataset}/model={model}/scheme={scheme}/epoch={epoch}/mode={mode}/seed={seed}"
+DOWNSTREAM_SCORES = f"results/downstream/{RUN_KEYS}/scores.parquet"
+DOWNSTREAM_HISTORY = f"results/downstream_history/{RUN_KEYS}/history.parquet"
+DOWNSTREAM_KEYS = ("dataset", "mode", "seed")
+
+
+def downstream_job_files(pattern):
+    """A `train_downstream` job's files of a run pattern: the run's own, or every dataset's, mode's and seed's."""
+    return encoder_job_files(pattern, mode=MODES, seed=SEEDS)
+
+
+def downstream_runs(wildcards):
+    """`medseg train` options naming the job's runs and their output files (`{dataset}`, `{mode}` and
+    `{seed}` left in the paths are filled in per run by `medseg train`)."""
+    keys = placeholders_or_wildcards(wildcards, DOWNSTREAM_KEYS)
+    keys.update({key: getattr(wildcards, key) for key in ENCODER_KEYS})
+    modes, seeds = (MODES, SEEDS) if ONE_JOB_PER_ENCODER else ([wildcards.mode], [wildcards.seed])
+    return (
+        f"--data {job_data_folders(wildcards)} --mode {' '.join(modes)} --seed {' '.join(map(str, seeds))}"
+        f" --scores '{DOWNSTREAM_SCORES.format(**keys)}' --history '{DOWNSTREAM_HISTORY.format(**keys)}'"
+    )
+
+
+def downstream_recipe(wildcards):
+    """The options the trained weights depend on (besides the encoder file and the data)."""
+    return (
+        f"--epochs {DOWNSTREAM['epochs']} --batch {DOWNSTREAM['batch']} --lr {DOWNSTREAM['lr']}"
+        f" --eval-every {DOWNSTREAM['eval_every']}{external_image_size(wildcards)}"
+    )
+
+
+def downstream_files():
+    """scores.parquet of every run: every encoder file on every dataset, both modes, every seed."""
+    return expand(encoder_files_of(DOWNSTREAM_SCORES), mode=MODES, seed=SEEDS)

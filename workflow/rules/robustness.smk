@@ -1,15 +1,18 @@
 # Robustness of every encoder file on every dataset (medseg robustness), and the online method
-# (medseg online): `snakemake online` pretrains only as far as the robustness walk goes.
+# (medseg online): `snakemake online` pretrains only as far as the robustness walk goes and trains
+# the kept checkpoint downstream (the walk's mode, every seed).
 
 
 # A checkpoint, so that the online walk's input function can ask for one file at a time.
 checkpoint robustness:
     input:
         encoder=encoder_to_score,
-        data="results/data/{dataset}/dataset.json",
+        data=job_data,
     output:
-        ROBUSTNESS_FILE,
+        encoder_job_files(ROBUSTNESS_FILE),
     params:
+        data=job_data_folders,
+        out=robustness_out,
         scoring=robustness_options,
     wildcard_constraints:
         dataset="|".join(DATASETS),
@@ -20,15 +23,16 @@ checkpoint robustness:
     resources:
         gpu=1,
     log:
-        "logs/robustness/dataset={dataset}/model={model}/scheme={scheme}/epoch={epoch}.log",
+        encoder_job_log("robustness"),
     shell:
-        "medseg robustness --encoder {input.encoder:q} --data $(dirname {input.data}) --out {output} {params.scoring}"
+        "medseg robustness --encoder {input.encoder:q} --data {params.data} --out '{params.out}' {params.scoring}"
         " --batch {config[robustness][batch]} > {log} 2>&1"
 
 
 rule online_choice:
     input:
-        online_trail,
+        trail=online_trail,
+        scores=online_scores,
     output:
         ONLINE_CHOICE,
     params:
@@ -41,7 +45,8 @@ rule online_choice:
     log:
         "logs/online/dataset={dataset}/model={model}/scheme={scheme}/mode={mode}.log",
     shell:
-        "medseg online --mode {wildcards.mode} --checkpoints {params.checkpoints} --out {output} {input} > {log} 2>&1"
+        "medseg online --mode {wildcards.mode} --checkpoints {params.checkpoints} --out {output} {input.trail}"
+        " --scores {input.scores} > {log} 2>&1"
 
 
 rule online:
