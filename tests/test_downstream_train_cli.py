@@ -117,6 +117,7 @@ def damaged_acdc(prepared: Path, tmp_path: Path, classes: list[str]) -> Path:
         ("suffix", r"--scores .*scores.csv: expected a file name ending in .parquet"),
         ("placeholder", r"--history .* has no \{seed\}, but 2 values of --seed are trained"),
         ("dataset placeholder", r"--scores .* has no \{dataset\}, but 2 values of --data are trained"),
+        ("folder as output", r"history.parquet is a folder; give the path of the file to write"),
         ("explicit resume", r"resume.pt belongs to a different run: .*; delete it to start this run over"),
     ],
 )
@@ -137,6 +138,8 @@ def test_failures_are_one_line_with_status_2(prepared, encoders, tmp_path, capsy
         extra = ["--seed", "0", "1", "--scores", str(tmp_path / "{seed}" / "scores.parquet")]
     elif case == "dataset placeholder":
         extra = ["--data", str(prepared / "acdc"), str(prepared / "covidqu")]
+    elif case == "folder as output":
+        (out / "history.parquet").mkdir(parents=True)
     elif case == "explicit resume":
         state.save(tmp_path / "resume.pt", {"identity": {"model": "swin_unet"}})
         extra = ["--resume", str(tmp_path / "resume.pt")]
@@ -146,7 +149,8 @@ def test_failures_are_one_line_with_status_2(prepared, encoders, tmp_path, capsy
     assert main(command) == 2
     line = error_line(capsys)
     assert re.search(pattern, line), line
-    assert not out.exists() or not any(out.iterdir())
+    written = [path.name for path in out.iterdir()] if out.exists() else []
+    assert written == (["history.parquet"] if case == "folder as output" else []), written  # only what was there
 
 
 def test_a_nan_loss_fails_with_status_2_naming_epoch_and_step(prepared, encoders, tmp_path, capsys, monkeypatch):

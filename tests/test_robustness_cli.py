@@ -315,3 +315,12 @@ def test_several_datasets_need_the_placeholder_and_all_exist(prepared, encoders,
     assert main([*base, str(tmp_path / "nothing"), "--out", str(tmp_path / "{dataset}.parquet")]) == 2
     assert "dataset.json" in _error_line(capsys)
     assert not (tmp_path / "acdc.parquet").exists()
+
+
+def test_a_folder_as_output_is_refused_before_scoring(prepared, encoders, tmp_path, capsys):
+    (tmp_path / "acdc.parquet").mkdir()
+    rc = main(["robustness", "--encoder", str(encoders["unet"]), "--data", str(prepared / "covidqu"),
+               str(prepared / "acdc"), "--out", str(tmp_path / "{dataset}.parquet")])
+    assert rc == 2
+    assert "acdc.parquet is a folder; give the path of the file to write" in _error_line(capsys)
+    assert not (tmp_path / "covidqu.parquet").exists()

@@ -125,9 +125,8 @@ def run_train(args: argparse.Namespace) -> None:
     import torch
 
     from medseg.data.store import read_segmentation_meta
-    from medseg.downstream import state
     from medseg.downstream.data import open_task
-    from medseg.downstream.settings import ModelBuild, Recipe, Run
+    from medseg.downstream.settings import ModelBuild, Recipe
     from medseg.downstream.train import Trainer
     from medseg.signals import StopSignals
     from medseg.robustness.encoders import inspect
@@ -148,20 +147,30 @@ def run_train(args: argparse.Namespace) -> None:
     for data in args.data:  # every dataset is checked before the first run starts
         read_segmentation_meta(data, "downstream training")
     recipe = Recipe(args.epochs, args.batch, args.lr, args.momentum, args.weight_decay, args.eval_every)
+    runs = {data: [run_of(args, data.name, mode, seed) for mode in args.mode for seed in args.seed] for data in args.data}
+    for run in (run for planned in runs.values() for run in planned):  # refused now, not after training
+        for path in (run.scores, run.history, run.resume, run.save_model):
+            if path is not None and path.is_dir():
+                raise MedsegError(f"{path} is a folder; give the path of the file to write")
     with StopSignals() as stop:
-        for data in args.data:
+        for data, planned in runs.items():
             task = open_task(data, resolve_image_size(info, args.image_size), device, args.classes)
             build = ModelBuild(args.model, task.input_size, info.width, info.window_size)
-            for mode in args.mode:
-                for seed in args.seed:
-                    paths = [expand(path, data.name, mode, seed) for path in (args.scores, args.history, args.resume,
-                                                                              args.save_model)]
-                    run = Run(mode, seed, paths[0], paths[1], paths[2] or state.default_resume(paths[0]), paths[3])
-                    if stop.received is not None:
-                        raise Interrupted(
-                            f"stopped by {stop.received} before training {data.name}, {run.name()}; run the same "
-                            "command again"
-                        )
-                    Trainer(task, info, build, recipe, run, stop, resume_minutes=args.resume_minutes,
-                            explicit_resume=args.resume is not None).train()
+            for run in planned:
+                if stop.received is not None:
+                    raise Interrupted(
+                        f"stopped by {stop.received} before training {data.name}, {run.name()}; run the same command again"
+                    )
+                Trainer(task, info, build, recipe, run, stop, resume_minutes=args.resume_minutes,
+                        explicit_resume=args.resume is not None).train()
             del task  # free the device copy before the next dataset
+
+
+def run_of(args: argparse.Namespace, dataset: str, mode: str, seed: int):
+    """The run of (dataset, mode, seed): its output paths with the placeholders filled in."""
+    from medseg.downstream import state
+    from medseg.downstream.settings import Run
+
+    scores, history, resume, save_model = (expand(path, dataset, mode, seed)
+                                           for path in (args.scores, args.history, args.resume, args.save_model))
+    return Run(mode, seed, scores, history, resume or state.default_resume(scores), save_model)

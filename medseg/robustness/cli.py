@@ -131,9 +131,12 @@ def run_robustness(args: argparse.Namespace) -> None:
                 raise MedsegError(f"--{option} {path} has no {DATASET_PLACEHOLDER}, but {len(names)} datasets are "
                                   "scored: each needs its own file")
     datasets = [open_dataset(data, args.split) for data in args.data]  # all checked before the first is scored
-    for data, dataset in zip(args.data, datasets):
-        out = Path(str(args.out).replace(DATASET_PLACEHOLDER, data.name))
-        features = None if args.save_features is None else Path(str(args.save_features).replace(DATASET_PLACEHOLDER, data.name))
+    outputs = [[None if path is None else Path(str(path).replace(DATASET_PLACEHOLDER, data.name))
+                for path in (args.out, args.save_features)] for data in args.data]
+    for path in (path for pair in outputs for path in pair if path is not None):
+        if path.is_dir():
+            raise MedsegError(f"{path} is a folder; give the path of the file to write")
+    for data, dataset, (out, features) in zip(args.data, datasets, outputs):
         _score_one(args, data, dataset, out, features)
 
 
