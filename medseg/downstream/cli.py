@@ -166,11 +166,10 @@ def run_train(args: argparse.Namespace) -> None:
             del task  # free the device copy before the next dataset
 
 
-def run_of(args: argparse.Namespace, dataset: str, mode: str, seed: int):
+def run_of(args: argparse.Namespace, dataset: str, mode: str, seed: int) -> paper.Run:
     """The run of (dataset, mode, seed): its output paths with the placeholders filled in."""
     from medseg.downstream import state
-    from medseg.downstream.settings import Run
 
     scores, history, resume, save_model = (expand(path, dataset, mode, seed)
                                            for path in (args.scores, args.history, args.resume, args.save_model))
-    return Run(mode, seed, scores, history, resume or state.default_resume(scores), save_model)
+    return paper.Run(mode, seed, scores, history, resume or state.default_resume(scores), save_model)

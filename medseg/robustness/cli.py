@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medseg.argtypes import non_negative_int, positive_int
 from medseg.errors import MedsegError
 from medseg.robustness.selection import MODES, main_variant
+
+if TYPE_CHECKING:
+    from medseg.robustness.score import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +144,7 @@ def run_robustness(args: argparse.Namespace) -> None:
         _score_one(args, data, dataset, out, features)
 
 
-def _score_one(args: argparse.Namespace, data: Path, dataset, out: Path, features: Path | None) -> None:
+def _score_one(args: argparse.Namespace, data: Path, dataset: Dataset, out: Path, features: Path | None) -> None:
     """Score the encoder file on one dataset and write its table (and features)."""
     from safetensors.torch import save_file
 
