@@ -62,12 +62,17 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def check_file_target(final: str | os.PathLike) -> None:
+    """Refuse a folder where a file is to be written (commands call it before long work, too)."""
+    if Path(final).is_dir():
+        raise MedsegError(f"{final} is a folder; give the path of the file to write")
+
+
 @contextlib.contextmanager
 def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `final`; on success it is renamed to `final`."""
     final = Path(final)
-    if final.is_dir():
-        raise MedsegError(f"{final} is a folder; give the path of the file to write")
+    check_file_target(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
     os.close(fd)

@@ -124,6 +124,7 @@ def run_train(args: argparse.Namespace) -> None:
     check_outputs(args)
     import torch
 
+    from medseg.atomic import check_file_target
     from medseg.data.store import read_segmentation_meta
     from medseg.downstream.data import open_task
     from medseg.downstream.settings import ModelBuild, Recipe
@@ -150,8 +151,8 @@ def run_train(args: argparse.Namespace) -> None:
     runs = {data: [run_of(args, data.name, mode, seed) for mode in args.mode for seed in args.seed] for data in args.data}
     for run in (run for planned in runs.values() for run in planned):  # refused now, not after training
         for path in (run.scores, run.history, run.resume, run.save_model):
-            if path is not None and path.is_dir():
-                raise MedsegError(f"{path} is a folder; give the path of the file to write")
+            if path is not None:
+                check_file_target(path)
     with StopSignals() as stop:
         for data, planned in runs.items():
             task = open_task(data, resolve_image_size(info, args.image_size), device, args.classes)

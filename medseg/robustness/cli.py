@@ -121,6 +121,7 @@ def _check_out(path: Path, suffixes: tuple[str, ...]) -> None:
 
 
 def run_robustness(args: argparse.Namespace) -> None:
+    from medseg.atomic import check_file_target
     from medseg.robustness.score import open_dataset
 
     _check_out(args.out, (".parquet",))
@@ -138,8 +139,7 @@ def run_robustness(args: argparse.Namespace) -> None:
     outputs = [[None if path is None else Path(str(path).replace(DATASET_PLACEHOLDER, data.name))
                 for path in (args.out, args.save_features)] for data in args.data]
     for path in (path for pair in outputs for path in pair if path is not None):
-        if path.is_dir():
-            raise MedsegError(f"{path} is a folder; give the path of the file to write")
+        check_file_target(path)
     for data, dataset, (out, features) in zip(args.data, datasets, outputs):
         _score_one(args, data, dataset, out, features)
 

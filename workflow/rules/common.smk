@@ -1,6 +1,8 @@
 # Config validation, wildcard constraints and input functions shared by all rules.
 # Plain Python only: this is parsed for every dry run and cluster job.
 
+import functools
+
 from snakemake.utils import validate
 
 
@@ -171,18 +173,19 @@ def encoder_job_log(stage):
     return f"logs/{stage}/dataset={{dataset}}/model={{model}}/scheme={{scheme}}/epoch={{epoch}}.log"
 
 
-def placeholders_or_wildcards(wildcards, keys):
-    """Path values for `keys`: `{key}` placeholders that the command fills in per dataset/run when a job
-    covers several, else the job's wildcards."""
+def job_path_values(wildcards, run_keys):
+    """Values for a job's output path: the encoder file's wildcards, and for `run_keys` `{key}`
+    placeholders that the command fills in per dataset/run when a job covers several, else the
+    job's wildcards."""
+    values = {key: getattr(wildcards, key) for key in ENCODER_KEYS}
     if ONE_JOB_PER_ENCODER:
-        return {key: f"{{{key}}}" for key in keys}
-    return {key: getattr(wildcards, key) for key in keys}
+        return values | {key: f"{{{key}}}" for key in run_keys}
+    return values | {key: getattr(wildcards, key) for key in run_keys}
 
 
 def robustness_out(wildcards):
     """`--out` of a robustness job."""
-    keys = placeholders_or_wildcards(wildcards, ["dataset"])
-    return ROBUSTNESS_FILE.format(**keys, **{key: getattr(wildcards, key) for key in ENCODER_KEYS})
+    return ROBUSTNESS_FILE.format(**job_path_values(wildcards, ["dataset"]))
 
 for _name, _external in EXTERNAL.items():
     if _external["model"] not in MODELS["names"]:
@@ -240,6 +243,14 @@ def robustness_files():
 
 
 def finished_online_walk(wildcards):
+    """The online walk of the wildcards' (dataset, model, scheme, mode); see `_finished_online_walk`."""
+    return _finished_online_walk(wildcards.dataset, wildcards.model, wildcards.scheme, wildcards.mode)
+
+
+# Cached: both inputs of `online_choice` ask for the walk, and a finished walk never changes during
+# a run (a walk that is not finished raises, and exceptions are not cached).
+@functools.lru_cache(maxsize=None)
+def _finished_online_walk(dataset, model, scheme, mode):
     """The online walk of (dataset, model, scheme, mode), asking for one robustness file at a time.
 
     `robustness` is a Snakemake checkpoint: asking for a file that does not exist yet stops this
@@ -254,11 +265,11 @@ def finished_online_walk(wildcards):
         walk = online_walk(CHECKPOINTS, scores)
         if walk.finished:
             return walk
-        job = dict(model=wildcards.model, scheme=wildcards.scheme, epoch=walk.needed)
+        job = dict(model=model, scheme=scheme, epoch=walk.needed)
         if not ONE_JOB_PER_ENCODER:
-            job["dataset"] = wildcards.dataset
+            job["dataset"] = dataset
         checkpoints.robustness.get(**job)  # stops here until the file exists
-        scores[walk.needed] = main_score(ROBUSTNESS_FILE.format(**job, dataset=wildcards.dataset), wildcards.mode)
+        scores[walk.needed] = main_score(ROBUSTNESS_FILE.format(**job, dataset=dataset), mode)
 
 
 def online_trail(wildcards):
@@ -297,8 +308,7 @@ def downstream_job_files(pattern):
 def downstream_runs(wildcards):
     """`medseg train` options naming the job's runs and their output files (`{dataset}`, `{mode}` and
     `{seed}` left in the paths are filled in per run by `medseg train`)."""
-    keys = placeholders_or_wildcards(wildcards, DOWNSTREAM_KEYS)
-    keys.update({key: getattr(wildcards, key) for key in ENCODER_KEYS})
+    keys = job_path_values(wildcards, DOWNSTREAM_KEYS)
     modes, seeds = (MODES, SEEDS) if ONE_JOB_PER_ENCODER else ([wildcards.mode], [wildcards.seed])
     return (
         f"--data {job_data_folders(wildcards)} --mode {' '.join(modes)} --seed {' '.join(map(str, seeds))}"
