@@ -62,10 +62,37 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def check_dir_target(folder: str | os.PathLike) -> None:
+    """Refuse a folder that cannot be written or created: commands call it before any long work.
+
+    A missing folder is fine when its nearest existing ancestor is a writable folder (the
+    writers create the rest). Writability is probed with an unnamed temporary file, so a
+    read-only mount or a pseudo file system is caught as well as permissions.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise MedsegError(f"{folder} is a file; give a folder to write into")
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise MedsegError(f"cannot create {folder}: {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        where = "" if existing == folder else f" (the nearest existing folder of {folder})"
+        raise MedsegError(f"cannot write in {existing}{where}: {error.strerror or error}") from None
+
+
 def check_file_target(final: str | os.PathLike) -> None:
-    """Refuse a folder where a file is to be written (commands call it before long work, too)."""
+    """Refuse an output file that could not be written: a folder, or a place that cannot be written.
+
+    Commands call it for every output before long work, so a bad path costs seconds, not hours.
+    """
     if Path(final).is_dir():
         raise MedsegError(f"{final} is a folder; give the path of the file to write")
+    check_dir_target(Path(final).parent)
 
 
 @contextlib.contextmanager

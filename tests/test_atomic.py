@@ -79,3 +79,32 @@ def test_a_folder_in_place_of_the_file_is_a_clear_error(tmp_path):
         with atomic_file(tmp_path / "out"):
             pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_output_checks_refuse_paths_that_cannot_be_written(tmp_path):
+    from medseg.atomic import check_dir_target, check_file_target
+    from medseg.errors import MedsegError
+
+    (tmp_path / "a_file").write_text("mine")
+    check_file_target(tmp_path / "new" / "deeper" / "out.parquet")  # missing parents are created later
+    check_dir_target(tmp_path / "new" / "folder")
+    with pytest.raises(MedsegError, match=r"a_file is a file; give a folder"):
+        check_dir_target(tmp_path / "a_file")
+    with pytest.raises(MedsegError, match=r"cannot create .*a_file/sub: .*a_file is a file, not a folder"):
+        check_file_target(tmp_path / "a_file" / "sub" / "out.parquet")
+    # /proc refuses new files even to root, as a read-only mount would.
+    with pytest.raises(MedsegError, match=r"cannot write in /proc \(the nearest existing folder of /proc/x\)"):
+        check_file_target("/proc/x/out.parquet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+    assert (tmp_path / "a_file").read_text() == "mine"
+
+
+@pytest.mark.skipif(__import__("os").geteuid() == 0, reason="root writes into read-only folders")
+def test_output_checks_refuse_a_read_only_folder(tmp_path):
+    from medseg.atomic import check_file_target
+    from medseg.errors import MedsegError
+
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    with pytest.raises(MedsegError, match=r"cannot write in .*locked: Permission denied"):
+        check_file_target(locked / "out.parquet")
