@@ -29,6 +29,7 @@ from medseg.models import build_encoder
 from medseg.pretrain import loop
 from medseg.pretrain.distributed import Context
 from medseg.pretrain.settings import Job, Settings
+from medseg.pretrain.state import save_scratch
 from medseg.synth import synthesize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,7 +87,8 @@ def main() -> None:
         prepare_imagenet(tmp / "raw" / "imagenet", tmp / "imagenet")
         for model in args.model or models["names"]:
             start = tmp / model / "scratch.safetensors"
-            build_encoder(model, models["image_size"], models["width"], models["window_size"], models["seed"]).save(start)
+            encoder = build_encoder(model, models["image_size"], models["width"], models["window_size"], models["seed"])
+            save_scratch(encoder, start, models["seed"])
             for scheme in args.scheme or ("simple", "advanced"):
                 recipe = pretraining[scheme][model]
                 settings = Settings(

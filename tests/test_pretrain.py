@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from medseg.cli import main
 from medseg.errors import MedsegError
+from medseg.finite import NonFinite
 from medseg.models import build_encoder
 from medseg.pretrain import loop
 from medseg.pretrain.distributed import Context
@@ -163,12 +164,33 @@ def test_a_segmentation_dataset_is_refused_as_imagenet(tmp_path, prepared):
         train(job(tmp_path, prepared / "covidqu", "x", 1, scratch(tmp_path, "unet")))
 
 
-def test_a_non_finite_loss_stops_without_a_checkpoint(tmp_path, imagenet):
-    j = job(tmp_path, imagenet, "nan", 2, scratch(tmp_path, "unet"), base_lr=1e30, warmup_epochs=0)
-    with pytest.raises(MedsegError, match=r"non-finite training loss .* at epoch \d+, update \d+ of 3"):
-        train(j)
+def assert_nothing_written(j: loop.Job) -> None:
     assert not (j.out / "state.pt").exists() and not (j.out / "encoder.safetensors").exists()
     assert not j.history.exists()
+
+
+def test_a_non_finite_loss_stops_without_a_checkpoint(tmp_path, imagenet):
+    j = job(tmp_path, imagenet, "nan", 2, scratch(tmp_path, "unet"), base_lr=1e30, warmup_epochs=0)
+    with pytest.raises(NonFinite, match=r"non-finite training loss .* at epoch \d+, update \d+ of 3"):
+        train(j)
+    assert_nothing_written(j)
+
+
+def test_a_learning_rate_that_breaks_only_the_statistics_stops_without_a_checkpoint(tmp_path, imagenet):
+    # At this learning rate the training loss stays finite (about 1e13, then 1e21) while the BatchNorm
+    # running variances overflow: validation gave NaN and the checkpoint was written, exit 0.
+    j = job(tmp_path, imagenet, "huge", 2, scratch(tmp_path, "unet"), base_lr=3e4, warmup_epochs=0)
+    with pytest.raises(NonFinite, match=r"at epoch \d, update \d of 3 .*lower the learning rate|after epoch \d"):
+        train(j)
+    assert_nothing_written(j)
+
+
+def test_a_non_finite_validation_loss_stops_without_a_checkpoint(tmp_path, imagenet, monkeypatch):
+    monkeypatch.setattr(loop.Segment, "_validate", lambda self: (float("nan"), 0.0, 0.0))
+    j = job(tmp_path, imagenet, "val", 1, scratch(tmp_path, "unet"))
+    with pytest.raises(NonFinite, match=r"non-finite validation loss \(nan\) after epoch 1; stopped without"):
+        train(j)
+    assert_nothing_written(j)
 
 
 def test_too_few_images_for_a_batch(tmp_path, imagenet):
@@ -186,8 +208,88 @@ def test_init_is_reproducible_and_the_cli_runs_a_segment(tmp_path, imagenet, cap
             "--warmup-epochs", "0", "--workers", "0", "--threads", "1"]
     assert main(args) == 0
     assert (out / "encoder.safetensors").is_file() and (out / "state.pt").is_file()
-    assert main([*args[:8], str(out / "state.pt"), *args[9:]]) == 2  # a start at epoch 1 cannot reach epoch 1
+    from_state = [*args[:8], str(out / "state.pt"), *args[9:]]
+    elsewhere = [*from_state[:12], str(tmp_path / "cli" / "again"), *from_state[13:]]
+    assert main(elsewhere) == 2  # a start at epoch 1 cannot reach epoch 1
     assert "must start from an earlier one" in capsys.readouterr().err
+    saved = (out / "state.pt").read_bytes()
+    assert main([*from_state[:6], "2", *from_state[7:]]) == 2  # --out is the folder of --start
+    assert f"--out {out} is the folder of --start {out / 'state.pt'}: checkpoint 2 would replace" in capsys.readouterr().err
+    assert (out / "state.pt").read_bytes() == saved
+
+
+def test_the_encoder_files_record_their_checkpoint_and_still_load_anywhere(tmp_path, imagenet):
+    from medseg.robustness.encoders import open_encoder
+    from medseg.pretrain.state import SCRATCH
+
+    start = scratch(tmp_path, "unet")
+    first = train(job(tmp_path, imagenet, "a", 1, start, planned_epochs=2))
+    checkpoint = first.out / "encoder.safetensors"
+    assert build_encoder("unet", 32, 0.25).load(start) == {
+        "encoder": "unet_encoder", "width": "0.25", "image_size": "32", "scheme": SCRATCH, "epoch": "0", "seed": "0"}
+    # the descriptive keys do not stop robustness, downstream training or a model from loading them
+    assert build_encoder("unet", 64, 0.25).load(checkpoint).items() >= {"scheme": "simple", "epoch": "1", "seed": "0"}.items()
+    info, encoder = open_encoder(checkpoint, 32)
+    assert info.model == "unet" and torch.equal(encoder.state_dict()["stem.weight"], tensors(first)["stem.weight"])
+    # a file without them (older medseg, or an encoder saved by hand) loads too
+    plain = tmp_path / "plain.safetensors"
+    build_encoder("unet", 32, 0.25).save(plain)
+    build_encoder("unet", 32, 0.25).load(plain)
+    open_encoder(plain, 32)
+    with pytest.raises(ValueError, match="not descriptive encoder metadata"):
+        build_encoder("unet", 32, 0.25).save(plain, about={"width": "1"})
+
+
+def test_a_first_segment_starts_only_from_the_scratch_encoder_of_its_seed(tmp_path, imagenet):
+    start = scratch(tmp_path, "unet")
+    first = train(job(tmp_path, imagenet, "a", 1, start, planned_epochs=3))
+    checkpoint = first.out / "encoder.safetensors"
+    # checkpoint 1's encoder as the start of checkpoint 3 would train 3 epochs from epoch 0 with two warmups
+    with pytest.raises(MedsegError, match=rf"{checkpoint} is the encoder of checkpoint 1 \(simple scheme\), not a "
+                                          rf"scratch encoder: continue from that checkpoint's {first.out / 'state.pt'}"):
+        train(job(tmp_path, imagenet, "b", 3, checkpoint, planned_epochs=3))
+    other_seed = tmp_path / "seed1" / "encoder.safetensors"
+    assert main(["init", "--model", "unet", "--image-size", "32", "--width", "0.25", "--seed", "1",
+                 "--out", str(other_seed)]) == 0
+    with pytest.raises(MedsegError, match=rf"{other_seed} is the scratch encoder of seed 1 but this run uses seed 0: "
+                                          r"start from the file of `medseg init --seed 0`"):
+        train(job(tmp_path, imagenet, "b", 1, other_seed, planned_epochs=3))
+    plain = tmp_path / "plain.safetensors"
+    build_encoder("unet", 32, 0.25).save(plain)  # the right weights, but nothing says they are epoch 0 of seed 0
+    with pytest.raises(MedsegError, match=rf"{plain} does not record that it is a scratch encoder .* `medseg init --seed 0`"):
+        train(job(tmp_path, imagenet, "b", 1, plain, planned_epochs=3))
+    assert not (tmp_path / "b").exists()
+
+
+def test_outputs_are_checked_before_the_first_batch(tmp_path, imagenet, monkeypatch, capsys):
+    def no_training(*_):
+        raise AssertionError("trained before checking the outputs")
+
+    monkeypatch.setattr(loop.Segment, "_train_epoch", no_training)
+    start = scratch(tmp_path, "unet")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    base = ["pretrain", "--model", "unet", "--scheme", "simple", "--epoch", "1", "--image-size", "32", "--width",
+            "0.25", "--start", str(start), "--data", str(imagenet), "--planned-epochs", "2", "--batch", "8",
+            "--micro-batch", "4", "--warmup-epochs", "0", "--workers", "0", "--threads", "1"]
+    out, history = tmp_path / "out", tmp_path / "history.parquet"
+    for outputs, message in [
+        (["--out", str(a_file), "--history", str(history)], f"{a_file} is a file; give a folder to write into"),
+        (["--out", "/proc/x", "--history", str(history)], "cannot write in /proc (the nearest existing folder of /proc/x)"),
+        (["--out", str(out), "--history", str(tmp_path)], f"{tmp_path} is a folder; give the path of the file to write"),
+        (["--out", str(out), "--history", "/proc/x/history.parquet"], "cannot write in /proc"),
+    ]:
+        assert main([*base, *outputs]) == 2, outputs
+        assert f"medseg: error: {message}" in capsys.readouterr().err
+    (out / "state.pt").mkdir(parents=True)  # a folder where a file goes
+    assert main([*base, "--out", str(out), "--history", str(history)]) == 2
+    assert f"{out / 'state.pt'} is a folder" in capsys.readouterr().err
+    assert not (out / "encoder.safetensors").exists() and not history.exists()
+    # and in-process (the same check), before any data is read
+    with pytest.raises(MedsegError, match="is a folder; give the path of the file to write"):
+        train(loop.Job(Settings(model="unet", scheme="simple", **TINY), 1, start, tmp_path / "no_data", out, history))
+    assert main(["init", "--model", "unet", "--out", str(tmp_path)]) == 2
+    assert f"{tmp_path} is a folder; give the path of the file to write" in capsys.readouterr().err
 
 
 def test_option_limits_equal_the_config_schema():

@@ -18,6 +18,7 @@ from medseg.models import build_encoder
 from medseg.pretrain import loop
 from medseg.pretrain.distributed import Context
 from medseg.pretrain.settings import Job, Settings
+from medseg.pretrain.state import save_scratch
 from medseg.synth import synthesize
 
 DEMO = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "demo.yaml").read_text())
@@ -35,7 +36,8 @@ def pretrain(tmp: Path, data: Path, model: str, epochs: int) -> pd.DataFrame:
     models, pretraining = DEMO["models"], DEMO["pretraining"]
     recipe = pretraining["simple"][model]
     start = tmp / "scratch.safetensors"
-    build_encoder(model, models["image_size"], models["width"], models["window_size"], models["seed"]).save(start)
+    encoder = build_encoder(model, models["image_size"], models["width"], models["window_size"], models["seed"])
+    save_scratch(encoder, start, models["seed"])
     settings = Settings(
         model, "simple", models["image_size"], models["width"], models["window_size"], models["seed"],
         max(pretraining["checkpoints"]), recipe["batch"], recipe["base_lr"], recipe["base_lr_batch"],

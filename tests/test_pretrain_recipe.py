@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 from medseg.errors import MedsegError
-from medseg.models import build_classifier
+from medseg.models import build_classifier, build_encoder
 from medseg import seeds
 from medseg.pretrain import recipe
-from medseg.pretrain.settings import Settings, paper_recipe
+from medseg.pretrain.settings import BATCHNORM_MODELS, Settings, paper_recipe
 
 
 def settings(**changes) -> Settings:
@@ -126,6 +126,19 @@ def test_transforms_crop_to_the_image_size_and_validate_on_the_centre():
     assert np.abs(val.numpy().astype(int) - expected.astype(int)).max() <= 1
 
 
+def test_rand_augment_is_the_increasing_variant_of_deit_swin_and_convnext():
+    from timm.data.auto_augment import RandAugment
+
+    [rand_augment] = [step for step in recipe.train_transform("advanced", 32).transforms if isinstance(step, RandAugment)]
+    names = {op.name for op in rand_augment.ops}
+    assert rand_augment.num_layers == 2 and {op.magnitude for op in rand_augment.ops} == {9}
+    assert {op.magnitude_std for op in rand_augment.ops} == {0.5}
+    # "inc1": the ops whose strength would otherwise fall (or not rise) with the magnitude
+    assert {"SolarizeIncreasing", "PosterizeIncreasing", "ColorIncreasing", "ContrastIncreasing",
+            "BrightnessIncreasing", "SharpnessIncreasing"} <= names
+    assert not names & {"Solarize", "Posterize", "Color", "Contrast", "Brightness", "Sharpness"}
+
+
 def test_transforms_are_reproducible_from_the_sample_seed():
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8))
     transform = recipe.train_transform("advanced", 32)
@@ -164,3 +177,18 @@ def test_impossible_batches_are_refused():
         settings(scheme="advanced", micro_batch=3, batch=3).check()
     with pytest.raises(MedsegError, match="warmup of 10 epochs"):
         settings(warmup_epochs=10).check()
+
+
+@pytest.mark.parametrize("model", ["unet", "resnet50_attention_unet", "swin_unet"])
+def test_micro_batch_1_is_refused_for_batchnorm_encoders_only(model):
+    encoder = build_encoder(model, 32, 0.25, 4)
+    has_batchnorm = any(isinstance(layer, torch.nn.BatchNorm2d) for layer in encoder.modules())
+    assert has_batchnorm == (model in BATCHNORM_MODELS)
+    one = settings(model=model, micro_batch=1, batch=2)
+    if has_batchnorm:  # a traceback from BatchNorm ("Expected more than 1 value per channel") otherwise
+        with pytest.raises(MedsegError, match=rf"micro-batch 1 cannot train the {model} encoder: its BatchNorm needs "
+                                              r"at least 2 images per forward pass.*use --micro-batch 2 or more"):
+            one.check()
+    else:
+        one.check()
+    settings(model=model, micro_batch=2, batch=2).check()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -17,6 +17,9 @@ from medseg.atomic import atomic_file
 from medseg.errors import MedsegError
 
 LEVEL_NAMES = ("last", "second_to_last")
+# File metadata that describes where the weights come from, not the encoder's shapes: `load`
+# does not compare it, and a file without it (older medseg) still loads.
+DESCRIPTIVE_KEYS = ("image_size", "scheme", "epoch", "seed")
 
 
 @dataclass(frozen=True)
@@ -60,15 +63,22 @@ class Encoder(nn.Module):
         """What a weights file must match to load into this encoder (the tensor shapes depend on it)."""
         return {"encoder": self.name, "width": f"{self.width:g}"}
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the weights and BatchNorm statistics as safetensors, with `identity()` as metadata."""
+    def save(self, path: str | os.PathLike, about: Mapping[str, str] | None = None) -> None:
+        """Write the weights and BatchNorm statistics as safetensors.
+
+        The metadata is `identity()`, the image size and `about`: descriptive keys (scheme, epoch,
+        seed) that say which checkpoint the file is.
+        """
+        about = dict(about or {})
+        if unknown := sorted(set(about) - set(DESCRIPTIVE_KEYS)):
+            raise ValueError(f"not descriptive encoder metadata: {unknown}; known: {DESCRIPTIVE_KEYS}")
         tensors = {key: value.detach().cpu().contiguous() for key, value in self.state_dict().items()}
-        metadata = self.identity() | {"image_size": str(self.image_size)}
+        metadata = self.identity() | {"image_size": str(self.image_size)} | about
         with atomic_file(path) as tmp:
             save_file(tensors, tmp, metadata=metadata)
 
-    def load(self, path: str | os.PathLike) -> None:
-        """Load weights written by `save` of an encoder with the same identity."""
+    def load(self, path: str | os.PathLike) -> dict[str, str]:
+        """Load weights written by `save` of an encoder with the same identity; returns the file's metadata."""
         path = Path(path)
         try:
             with safe_open(path, framework="pt") as file:
@@ -80,7 +90,7 @@ class Encoder(nn.Module):
             raise MedsegError(f"{path} is not a readable safetensors file: {error}") from None
         if "encoder" not in metadata:
             raise MedsegError(f"{path} has no encoder metadata: it was not written by medseg")
-        saved = {key: value for key, value in metadata.items() if key != "image_size"}
+        saved = {key: value for key, value in metadata.items() if key not in DESCRIPTIVE_KEYS}
         if saved != self.identity():
             raise MedsegError(
                 f"{path} was saved from encoder {_describe(saved)} but this is {self.description()}"
@@ -89,6 +99,7 @@ class Encoder(nn.Module):
             self.load_state_dict(tensors)
         except RuntimeError as error:
             raise MedsegError(f"{path} does not match encoder {_describe(saved)}: {error}") from None
+        return metadata
 
 
 def _describe(identity: dict[str, str]) -> str:

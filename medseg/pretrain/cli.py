@@ -57,12 +57,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pretrain.add_argument("--scheme", choices=SCHEMES, required=True, help="pretraining recipe (paper §5.3)")
     pretrain.add_argument("--epoch", type=positive_int, required=True, help="the checkpoint this segment ends at")
     pretrain.add_argument("--start", type=Path, required=True,
-                          help="state.pt of the previous checkpoint, or the scratch encoder.safetensors of `medseg init`")
+                          help="state.pt of the previous checkpoint, or for the first checkpoint the scratch "
+                          "encoder.safetensors that `medseg init` wrote with the same --seed and model options")
     pretrain.add_argument("--data", type=Path, required=True, help="prepared ImageNet, e.g. results/data/imagenet")
     pretrain.add_argument("--raw", type=Path, default=None,
                           help="where the ImageNet images are now (default: the folder recorded when preparing)")
     pretrain.add_argument("--out", type=Path, required=True,
-                          help="folder for encoder.safetensors and state.pt, e.g. results/pretrain/model=unet/scheme=simple/epoch=5")
+                          help="folder for encoder.safetensors and state.pt (not the folder of --start), e.g. "
+                          "results/pretrain/model=unet/scheme=simple/epoch=5")
     pretrain.add_argument("--history", type=Path, required=True, help="history.parquet to write (one row per epoch trained)")
     recipe = pretrain.add_argument_group("recipe (what the results depend on)")
     recipe.add_argument("--planned-epochs", type=positive_int, required=True,
@@ -75,7 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="linear warmup length (paper: simple 5 for unet, 20 for the others; advanced 20)")
     recipe.add_argument("--micro-batch", type=positive_int, default=256,
                         help="images per forward pass and device; gradients are accumulated up to --batch. "
-                        "It is also the BatchNorm batch and the mixing group (default: 256)")
+                        "It is also the BatchNorm batch (at least 2 for unet and resnet50_attention_unet) and the "
+                        "mixing group (default: 256)")
     run = pretrain.add_argument_group("execution (results do not depend on these)")
     run.add_argument("--workers", type=non_negative_int, default=8, help="data loader processes per device (default: 8)")
     run.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads per process (default: torch's)")
@@ -89,10 +92,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_init(args: argparse.Namespace) -> None:
     import logging
 
+    from medseg.atomic import check_file_target
     from medseg.models import build_encoder
+    from medseg.pretrain.state import save_scratch
 
+    check_file_target(args.out)
     encoder = build_encoder(args.model, args.image_size, args.width, args.window_size, args.seed)
-    encoder.save(args.out)
+    save_scratch(encoder, args.out, args.seed)
     logging.getLogger(__name__).info("wrote the seed-%d encoder %s to %s", args.seed, encoder.description(), args.out)
 
 
@@ -117,10 +123,9 @@ def run_pretrain(args: argparse.Namespace) -> None:
     from medseg.pretrain import distributed
     from medseg.pretrain.settings import Job
 
-    settings = settings_from(args)
-    settings.check()
-    job = Job(settings, args.epoch, args.start, args.data, args.out, args.history, args.raw)
-    processes = distributed.wanted_processes(settings.processes)
+    job = Job(settings_from(args), args.epoch, args.start, args.data, args.out, args.history, args.raw)
+    job.check()  # before processes start: a bad option or output path costs seconds, not a segment
+    processes = distributed.wanted_processes(job.settings.processes)
     distributed.launch(functools.partial(train, job), processes, logging.getLogger().level <= logging.DEBUG)
 
 

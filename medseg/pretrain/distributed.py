@@ -3,6 +3,7 @@
 Under torchrun (RANK and WORLD_SIZE set) each process joins the group torchrun describes.
 Otherwise `launch` runs the job in this process when one process is wanted, or spawns one per
 device on this machine (NCCL on GPUs, gloo on CPU) and forwards SIGTERM/SIGINT to them.
+`SequentialBatchNorm` keeps the BatchNorm running statistics equal to a one-process run's.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +62,75 @@ class Context:
         if self.world > 1:
             for buffer in model.buffers():
                 dist.broadcast(buffer, 0)
+
+
+def sequential_weights(factors: Sequence[float]) -> tuple[float, list[float]]:
+    """How consecutive moving-average updates combine when each was computed alone from the same start.
+
+    Update k of a run replaces r by (1 - f_k) r + f_k b_k. Computed alone from r it gives
+    r_k = (1 - f_0) r + f_0 b_k, so f_0 b_k = r_k - (1 - f_0) r, and the updates in order give
+    r_W = carry * r + sum_k weight_k * (r_k - (1 - f_0) r) with carry = prod_i (1 - f_i) and
+    weight_k = (f_k / f_0) prod_{i > k} (1 - f_i). Returns (carry, weights).
+    """
+    carry, weights = 1.0, []
+    for k in reversed(range(len(factors))):
+        ratio = factors[k] / factors[0] if factors[0] else 0.0  # factor 0: no update at all
+        weights.append(ratio * carry)
+        carry *= 1 - factors[k]
+    return carry, weights[::-1]
+
+
+class SequentialBatchNorm:
+    """Makes W processes' BatchNorm running statistics those of one process accumulating W micro-batches.
+
+    One process updates each layer's running mean and variance once per micro-batch, in the
+    order micro = step * world + rank (`data.TrainBatches`). W processes each update from the
+    same statistics with their own micro-batch; `micro_step` then combines the W results into
+    the sequential one (`sequential_weights`) with one all_reduce, and counts W batches in
+    `num_batches_tracked`. The statistics therefore match the one-process run's up to float
+    rounding and are equal in every process. Without it each process would keep its own.
+    """
+
+    def __init__(self, model: nn.Module, ctx: Context) -> None:
+        self.ctx = ctx
+        self.layers = [
+            layer for layer in model.modules()
+            if isinstance(layer, nn.modules.batchnorm._BatchNorm) and layer.track_running_stats
+        ]
+
+    @contextmanager
+    def micro_step(self) -> Iterator[None]:
+        """Wrap the forward pass of one micro-batch (in every process)."""
+        before = [(layer.running_mean.clone(), layer.running_var.clone(), layer.num_batches_tracked.clone())
+                  for layer in self.layers]
+        yield
+        if self.layers:
+            self._combine(before)
+
+    def _factors(self, layer: nn.modules.batchnorm._BatchNorm, tracked: torch.Tensor) -> list[float]:
+        """The factor of each of the W updates, as PyTorch's BatchNorm chooses it."""
+        if layer.momentum is None:  # cumulative average: 1 / (batches counted so far)
+            return [1.0 / (int(tracked) + 1 + k) for k in range(self.ctx.world)]
+        return [layer.momentum] * self.ctx.world
+
+    def _combine(self, before: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:
+        """Replace every process's statistics with the sequential result (float64 arithmetic)."""
+        parts, carries = [], []
+        for layer, (mean, var, tracked) in zip(self.layers, before):
+            factors = self._factors(layer, tracked)
+            carry, weights = sequential_weights(factors)
+            weight, keep = weights[self.ctx.rank], 1 - factors[0]
+            parts += [weight * (layer.running_mean.double() - keep * mean.double()),
+                      weight * (layer.running_var.double() - keep * var.double()),
+                      (layer.num_batches_tracked - tracked).double().view(1)]
+            carries.append(carry)
+        total = torch.cat(parts)
+        dist.all_reduce(total)
+        sums = iter(total.split([part.numel() for part in parts]))
+        for layer, (mean, var, tracked), carry in zip(self.layers, before, carries):
+            layer.running_mean.copy_(carry * mean.double() + next(sums))
+            layer.running_var.copy_(carry * var.double() + next(sums))
+            layer.num_batches_tracked.copy_(tracked + next(sums).round().long().squeeze(0))
 
 
 def device_for(local_rank: int) -> torch.device:

@@ -24,15 +24,18 @@ from torch import nn
 
 from medseg.atomic import atomic_file
 from medseg.errors import Interrupted, MedsegError
+from medseg.finite import NonFinite, check_finite
 from medseg.models import build_classifier
 from medseg import seeds
 from medseg.pretrain import data, recipe, state
-from medseg.pretrain.distributed import Context
-from medseg.pretrain.settings import Job
+from medseg.pretrain.distributed import Context, SequentialBatchNorm
+from medseg.pretrain.settings import ENCODER_FILE, STATE_FILE, Job
 from medseg.signals import StopSignals
 
 log = logging.getLogger(__name__)
 
+# What a non-finite loss or weight tells the user; the run stops before writing anything.
+NON_FINITE_ADVICE = "stopped without writing a checkpoint: lower the learning rate or check the data"
 HISTORY_COLUMNS = ("train_epoch", "lr", "train_loss", "val_loss", "val_top1", "val_top5", "images_per_s", "seconds")
 
 
@@ -60,7 +63,7 @@ class Segment:
 
     def __init__(self, job: Job, ctx: Context, stop: StopSignals) -> None:
         s = job.settings
-        s.check()
+        job.check()  # settings and every output path, before any data is read or trained on
         if job.epoch > s.planned_epochs:
             raise MedsegError(f"checkpoint {job.epoch} lies beyond the planned length of {s.planned_epochs} epochs")
         if s.threads:
@@ -99,9 +102,14 @@ class Segment:
             data.Images(val_split, recipe.eval_transform(s.image_size), s.seed),
             data.ValBatches(len(val_split), s.micro_batch, ctx.rank, ctx.world), s.workers, pin,
         )
-        self.ddp = self.model
+        self.ddp, self.running_stats = self.model, None
         if ctx.world > 1:
-            self.ddp = nn.parallel.DistributedDataParallel(self.model, device_ids=[ctx.device] if self.cuda else None)
+            # The processes' BatchNorm statistics are combined after every micro-batch instead of
+            # DDP's broadcast of rank 0's, so they equal the one-process run's (README, "Pretraining").
+            self.ddp = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[ctx.device] if self.cuda else None, broadcast_buffers=False
+            )
+            self.running_stats = SequentialBatchNorm(self.model, ctx)
 
     # -- start and save -------------------------------------------------------------------
 
@@ -109,7 +117,7 @@ class Segment:
         """Load the segment's start (and its resume file, when one of this segment exists)."""
         job = self.job
         if job.start.suffix == ".safetensors":
-            state.load_scratch(self.model.encoder, job.start, self.s.image_size)
+            state.load_scratch(self.model.encoder, job.start, self.s.image_size, self.s.seed)
             position = Position(epoch=0)
         else:
             start = state.read_checked(job.start, self.identity)
@@ -166,8 +174,8 @@ class Segment:
     def _save_checkpoint(self, position: Position) -> None:
         if self.ctx.is_main:
             job = self.job
-            self.model.encoder.save(job.out / "encoder.safetensors")
-            state.save(job.out / "state.pt", self._snapshot(position))
+            state.save_encoder(self.model.encoder, job.out / ENCODER_FILE, self.s.scheme, job.epoch, self.s.seed)
+            state.save(job.out / STATE_FILE, self._snapshot(position))
             history = pd.DataFrame(position.history, columns=list(HISTORY_COLUMNS)).astype({"train_epoch": "int64"})
             with atomic_file(job.history) as tmp:
                 history.to_parquet(tmp, index=False)
@@ -225,15 +233,13 @@ class Segment:
             stop_due = self.stop.received is not None
             save_due = self.ctx.is_main and time.monotonic() - self.last_save >= self.s.resume_minutes * 60
             total, stops, saves = self.ctx.all_sum([loss_sum.item(), stop_due, save_due])
-            if not math.isfinite(total):
-                raise MedsegError(
-                    f"non-finite training loss ({total}) at epoch {epoch}, update {update + 1} of "
-                    f"{self.updates_per_epoch} (optimizer step {self._global_update(position) + 1} of the run); "
-                    "stopped without writing a checkpoint: lower the learning rate or check the data"
-                )
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
+            # Every process has the same loss sum and weights, so all stop here together.
+            where = (f"epoch {epoch}, update {update + 1} of {self.updates_per_epoch} (optimizer step "
+                     f"{self._global_update(position) + 1} of the run)")
+            check_finite(total, self.model, where, NON_FINITE_ADVICE)
             position.update = update + 1
             self.scheduler.step_update(self._global_update(position))
             done += 1
@@ -275,7 +281,8 @@ class Segment:
             x = x.contiguous(memory_format=torch.channels_last)
         last = step == self.accumulation - 1
         sync = contextlib.nullcontext() if last or self.ctx.world == 1 else self.ddp.no_sync()
-        with sync:
+        running_stats = contextlib.nullcontext() if self.running_stats is None else self.running_stats.micro_step()
+        with sync, running_stats:
             with torch.autocast(self.ctx.device.type, dtype=torch.bfloat16, enabled=self.cuda):
                 loss = self.criterion(self.ddp(x), targets)
             self.scaler.scale(loss / self.accumulation).backward()
@@ -285,6 +292,9 @@ class Segment:
         """Validate, append the epoch's history row, move the position to the next epoch."""
         started = time.monotonic()
         val_loss, top1, top5 = self._validate()
+        if not math.isfinite(val_loss):
+            # Finite weights can still overflow in evaluation (e.g. BatchNorm's running statistics).
+            raise NonFinite(f"non-finite validation loss ({val_loss}) after epoch {epoch}; {NON_FINITE_ADVICE}")
         partial = position.partial
         partial["seconds"] += time.monotonic() - started
         row = {

@@ -6,7 +6,7 @@ the image size and a horizontal flip with p 0.5; AdamW (betas 0.9/0.999, decoupl
 with linear warmup stepped per optimizer update; label smoothing 0.1. Validation: the shorter
 side resized to the image size, then a centre crop.
 
-advanced adds, in Algorithm 1's order: RandAugment (rand-m9-mstd0.5) per image; per image of a
+advanced adds, in Algorithm 1's order: RandAugment (rand-m9-mstd0.5-inc1) per image; per image of a
 micro-batch CutMix (p 0.5, alpha 1.0) or mixup (p 0.4, alpha 0.8) with its mirror image in the
 micro-batch, or nothing (p 0.1); then random erasing (p 0.25, area 0.02-0.33, aspect 0.3-3.3);
 label smoothing applies to the mixed targets.
@@ -31,7 +31,9 @@ BETAS = (0.9, 0.999)
 CROP_AREA = (0.8, 1.0)
 HFLIP = 0.5
 INTERPOLATION = "bilinear"
-RAND_AUGMENT = "rand-m9-mstd0.5"
+# "inc1", as in DeiT, Swin and ConvNeXt (the recipes §5.3 cites): solarize, posterize and the
+# enhance ops get stronger with the magnitude (without it solarize and posterize get weaker).
+RAND_AUGMENT = "rand-m9-mstd0.5-inc1"
 # ConvNeXt's mixing: prob 0.9 of mixing an image, CutMix for 5/9 of those, so per image CutMix
 # 0.5, mixup 0.4, nothing 0.1 (Algorithm 1's xi <= 0.5, <= 0.9).
 MIXUP_ALPHA = 0.8

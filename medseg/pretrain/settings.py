@@ -11,10 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from medseg.atomic import check_dir_target, check_file_target
 from medseg.errors import MedsegError
 
 # Bump when a change to the recipe code changes results, so old states are refused.
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"  # 2: RandAugment rand-m9-mstd0.5-inc1; BatchNorm statistics of several processes combined
+# The models whose encoders hold BatchNorm (Swin's use LayerNorm); tests check it against the builds.
+BATCHNORM_MODELS = ("unet", "resnet50_attention_unet")
+# What a segment writes into its --out folder (the resume file only until it finishes).
+ENCODER_FILE, STATE_FILE, RESUME_FILE = "encoder.safetensors", "state.pt", "resume.pt"
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,12 @@ class Settings:
             raise MedsegError(
                 f"the advanced recipe mixes each image with its mirror in the micro-batch, so the "
                 f"micro-batch must be even, got {self.micro_batch}"
+            )
+        if self.micro_batch < 2 and self.model in BATCHNORM_MODELS:
+            # BatchNorm fails (or learns nothing sensible) on batch statistics of one image.
+            raise MedsegError(
+                f"micro-batch {self.micro_batch} cannot train the {self.model} encoder: its BatchNorm needs at least "
+                "2 images per forward pass, and the micro-batch is what each process passes; use --micro-batch 2 or more"
             )
 
     def accumulation(self, world_size: int) -> int:
@@ -145,3 +156,19 @@ class Job:
     history: Path
     raw: Path | None = None
     """Where the images are now; None: the raw folder recorded at preparation."""
+
+    def check(self) -> None:
+        """Refuse, before any training, settings that cannot train and outputs that cannot be written."""
+        self.settings.check()
+        check_dir_target(self.out)
+        for name in (ENCODER_FILE, STATE_FILE, RESUME_FILE):
+            check_file_target(Path(self.out) / name)
+        check_file_target(self.history)
+        start = Path(self.start).resolve()
+        if start.parent == Path(self.out).resolve():
+            raise MedsegError(
+                f"--out {self.out} is the folder of --start {self.start}: checkpoint {self.epoch} would replace the "
+                f"checkpoint it starts from; give checkpoint {self.epoch} its own folder (e.g. .../epoch={self.epoch})"
+            )
+        if start == Path(self.history).resolve():
+            raise MedsegError(f"--history {self.history} is the --start file; give the history its own file")

@@ -13,18 +13,17 @@ import zipfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import safe_open
 
 from medseg.atomic import atomic_file
 from medseg.errors import MedsegError
 from medseg.models.encoder import Encoder
-from medseg.pretrain.settings import describe_difference
+from medseg.pretrain.settings import RESUME_FILE, STATE_FILE, describe_difference
 
 log = logging.getLogger(__name__)
 
 FORMAT = "medseg-pretrain-state/1"
-RESUME_NAME = "resume.pt"
+SCRATCH = "scratch"
+"""The scheme recorded in the epoch-0 encoder of `medseg init`."""
 # What torch.load raises for a truncated, foreign or tampered file.
 _UNREADABLE = (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile)
 
@@ -65,24 +64,49 @@ def read_checked(path: Path, identity: dict[str, str]) -> dict:
     return state
 
 
-def load_scratch(encoder: Encoder, path: Path, image_size: int) -> None:
-    """Load the epoch-0 encoder written by `medseg init`, refusing one built for another model or size."""
-    encoder.load(path)  # checks the encoder, its width and (Swin) window; names the file
-    try:
-        with safe_open(path, framework="pt") as file:
-            saved_size = (file.metadata() or {}).get("image_size")
-    except SafetensorError as error:  # pragma: no cover - load() above already read it
-        raise MedsegError(f"{path} is not a readable safetensors file: {error}") from None
-    if saved_size != str(image_size):
+def save_scratch(encoder: Encoder, path: Path, seed: int) -> None:
+    """Write the epoch-0 encoder of `seed` (what `medseg init` writes), marked as such in its metadata."""
+    encoder.save(path, about={"scheme": SCRATCH, "epoch": "0", "seed": str(seed)})
+
+
+def save_encoder(encoder: Encoder, path: Path, scheme: str, epoch: int, seed: int) -> None:
+    """Write a checkpoint's encoder, its metadata naming the scheme, epoch and seed."""
+    encoder.save(path, about={"scheme": scheme, "epoch": str(epoch), "seed": str(seed)})
+
+
+def load_scratch(encoder: Encoder, path: Path, image_size: int, seed: int) -> None:
+    """Load the epoch-0 encoder that `medseg init` wrote for this seed, model and size; refuse anything else.
+
+    A first segment restarts the chain from zero, so any other file (a later checkpoint's
+    encoder, another seed's) would silently train a different run.
+    """
+    metadata = encoder.load(path)  # checks the encoder, its width and (Swin) window; names the file
+    if metadata.get("scheme") != SCRATCH or metadata.get("epoch") != "0":
+        if "scheme" in metadata:
+            raise MedsegError(
+                f"{path} is the encoder of checkpoint {metadata.get('epoch')} ({metadata['scheme']} scheme), not a "
+                f"scratch encoder: continue from that checkpoint's {Path(path).with_name(STATE_FILE)}, or start the "
+                "first segment from the file of `medseg init`"
+            )
         raise MedsegError(
-            f"{path} was initialised for image size {saved_size} but this run uses {image_size}; "
+            f"{path} does not record that it is a scratch encoder (it was not written by `medseg init`, or by an "
+            f"older medseg): write the start with `medseg init --seed {seed}` and the same model options"
+        )
+    if metadata.get("seed") != str(seed):
+        raise MedsegError(
+            f"{path} is the scratch encoder of seed {metadata.get('seed')} but this run uses seed {seed}: start from "
+            f"the file of `medseg init --seed {seed}`"
+        )
+    if metadata.get("image_size") != str(image_size):
+        raise MedsegError(
+            f"{path} was initialised for image size {metadata.get('image_size')} but this run uses {image_size}; "
             "re-run `medseg init` with this image size"
         )
 
 
 def resume_path(out_dir: Path) -> Path:
     """Where a segment keeps its resume file: beside its outputs, not one of them."""
-    return Path(out_dir) / RESUME_NAME
+    return Path(out_dir) / RESUME_FILE
 
 
 def read_resume(path: Path, identity: dict[str, str], segment: dict[str, int]) -> dict | None:
