@@ -15,6 +15,7 @@ from medseg.downstream.metrics import (
     average_precision,
     dice_index,
     hd95,
+    hd95_authors,
     jaccard_index,
     log_odds,
     matthews,
@@ -199,6 +200,104 @@ def test_hd95_empty_masks_are_scored():
     assert table["hd95", "lesion"] == pytest.approx(10 / 3)
     assert table["hd95", MEAN] == pytest.approx(10 / 3)
     assert ("hd95", "background") not in table.index
+
+
+def _line_and_pixel() -> tuple[np.ndarray, np.ndarray]:
+    """A 3 x 12 image: prediction one pixel at (1, 5), truth the line of row 1, columns 5-9."""
+    prediction, truth = np.zeros((3, 12), bool), np.zeros((3, 12), bool)
+    prediction[1, 5] = True
+    truth[1, 5:10] = True
+    return prediction, truth
+
+
+def test_hd95_authors_pools_both_directions_by_hand():
+    # Every pixel of a one-pixel-thick line is surface. Prediction -> truth: [0]; truth ->
+    # prediction: [0, 1, 2, 3, 4]. MONAI: max(0, 95th percentile of 0..4 = 0.95 * 4) = 3.8.
+    # medpy: pooled [0, 0, 1, 2, 3, 4], rank 0.95 * 5 = 4.75 between 3 and 4 -> 3.75.
+    prediction, truth = _line_and_pixel()
+    assert hd95(prediction, truth) == pytest.approx(3.8)
+    assert hd95_authors(prediction, truth) == pytest.approx(3.75)
+    assert hd95_authors(truth, prediction) == pytest.approx(3.75)  # symmetric
+    # Where they differ most: the truth has two far pixels (columns 38, 39) the prediction misses.
+    # Truth -> prediction: 20 zeros, 19, 20: rank 0.95 * 21 = 19.95 -> 0 + 0.95 * 19 = 18.05.
+    # Pooled with the prediction's 20 zeros: 40 zeros, 19, 20: rank 0.95 * 41 = 38.95 -> 0.
+    prediction, truth = np.zeros((3, 40), bool), np.zeros((3, 40), bool)
+    prediction[1, :20] = True
+    truth[1, :20] = True
+    truth[1, 38:] = True
+    assert hd95(prediction, truth) == pytest.approx(18.05)
+    assert hd95_authors(prediction, truth) == 0.0
+    # Empty masks: not scored (NaN), where the MONAI convention gives 0 or the diagonal.
+    empty = np.zeros((3, 40), bool)
+    assert math.isnan(hd95_authors(empty, truth)) and math.isnan(hd95_authors(empty, empty))
+
+
+def _one_hot_logits(prediction: np.ndarray, classes: int) -> torch.Tensor:
+    """B x classes x H x W logits whose argmax is `prediction` (B x H x W class ids)."""
+    return F.one_hot(torch.from_numpy(prediction), classes).permute(0, 3, 1, 2).float() * 5
+
+
+def test_hd95_authors_skips_empty_samples_and_counts_them():
+    # Three 3 x 12 samples, classes bg, a, b (hand-computed per sample, see the tests above):
+    #   0: a absent from both (skipped; MONAI 0); b the pixel vs the line (MONAI 3.8, medpy 3.75)
+    #   1: a predicted at (0, 0) only (skipped; MONAI the diagonal sqrt(3^2 + 12^2) = sqrt(153));
+    #      b exact (0, 0)
+    #   2: a and b absent from both (skipped; MONAI 0)
+    prediction, truth = np.zeros((3, 3, 12), np.int64), np.zeros((3, 3, 12), np.int64)
+    pixel, line = _line_and_pixel()
+    prediction[0][pixel], truth[0][line] = 2, 2
+    prediction[1][line], truth[1][line] = 2, 2
+    prediction[1, 0, 0] = 1
+    metrics = SegmentationMetrics(["bg", "a", "b"])
+    metrics.update(_one_hot_logits(prediction, 3), torch.from_numpy(truth))
+    table = metrics.result().set_index(["metric", "class"])["value"]
+    assert table["hd95", "a"] == pytest.approx(math.sqrt(153) / 3)
+    assert table["hd95", "b"] == pytest.approx(3.8 / 3)
+    assert table["hd95", MEAN] == pytest.approx((math.sqrt(153) / 3 + 3.8 / 3) / 2)
+    assert math.isnan(table["hd95_authors", "a"])  # every sample skipped
+    assert table["hd95_authors", "b"] == pytest.approx((3.75 + 0) / 2)
+    assert table["hd95_authors", MEAN] == pytest.approx(1.875)  # over the classes with a value
+    assert (table["hd95_authors_skipped", "a"], table["hd95_authors_skipped", "b"]) == (3, 1)
+    assert table["hd95_authors_skipped", MEAN] == 2
+    assert ("hd95_authors", "bg") not in table.index and ("hd95_authors_skipped", "bg") not in table.index
+    # Every class skipped everywhere: NaN, also as the mean.
+    nothing = SegmentationMetrics(["bg", "a"])
+    nothing.update(torch.full((2, 1, 4, 4), -5.0), torch.zeros(2, 4, 4, dtype=torch.long))
+    table = nothing.result().set_index(["metric", "class"])["value"]
+    assert math.isnan(table["hd95_authors", "a"]) and math.isnan(table["hd95_authors", MEAN])
+    assert table["hd95_authors_skipped", MEAN] == 2 and table["hd95", MEAN] == 0.0
+
+
+def test_hd95_authors_equals_medpy_on_random_masks():
+    medpy = pytest.importorskip("medpy.metric.binary")  # optional: `pip install medpy`
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        shape = tuple(rng.integers(8, 40, size=2))
+        masks = []
+        for _ in range(2):  # random rectangles unioned, sometimes touching the image border
+            mask = np.zeros(shape, bool)
+            for _ in range(rng.integers(1, 4)):
+                y0, x0 = rng.integers(0, shape[0] - 2), rng.integers(0, shape[1] - 2)
+                mask[y0 : y0 + rng.integers(1, 8), x0 : x0 + rng.integers(1, 8)] = True
+            masks.append(mask)
+        assert hd95_authors(*masks) == pytest.approx(medpy.hd95(*masks), abs=1e-9)
+    prediction, truth = _line_and_pixel()
+    assert medpy.hd95(prediction, truth) == pytest.approx(3.75)  # the hand-worked case above
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_non_finite_logits_are_scored_without_crashing(channels):
+    # A broken model's logits (NaN, ±inf) must still give a table, not a bincount traceback.
+    names = ["bg", "a", "b"][: max(channels, 2)]
+    logits = torch.zeros(2, channels, 4, 4)
+    logits[0, 0, :2] = math.nan
+    logits[1, 0, 2:] = math.inf
+    logits[1, -1, :1] = -math.inf
+    metrics = SegmentationMetrics(names)
+    metrics.update(logits, torch.zeros(2, 4, 4, dtype=torch.long))
+    table = metrics.result()
+    assert np.isfinite(table[table.metric.isin(["dice", "jaccard", "mcc", "ap", "hd95"])].value).all()
+    assert int(metrics.histograms.sum()) == 2 * 16 * len(names)  # every pixel binned once per class
 
 
 def test_errors():

@@ -190,8 +190,9 @@ def test_the_seed_initialises_the_decoder_only(acdc, encoders):
 @pytest.mark.parametrize("model", ["resnet50_attention_unet", "swin_unet"])
 def test_every_model_trains_and_is_scored(acdc, encoders, tmp_path, model):
     scores = make_trainer(acdc, encoders[model], tmp_path, model=model, recipe=Recipe(1, 16)).train()
-    assert set(scores.metric) == {"dice", "jaccard", "mcc", "ap", "hd95"}
-    assert np.isfinite(scores.value).all()
+    assert set(scores.metric) == {"dice", "jaccard", "mcc", "ap", "hd95", "hd95_authors", "hd95_authors_skipped"}
+    # hd95_authors is NaN for a class the model never predicts (every sample skipped): counted instead.
+    assert np.isfinite(scores[scores.metric != "hd95_authors"].value).all()
 
 
 def test_binary_idrid_run_uses_one_output_channel(prepared, encoders, tmp_path):
@@ -291,6 +292,27 @@ def test_a_nan_loss_stops_naming_epoch_and_step_and_writes_nothing(acdc, encoder
     with pytest.raises(MedsegError, match=r"non-finite training loss \(nan\) at epoch 2, step 2 of 4"):
         make_trainer(acdc, encoders["unet"], tmp_path, recipe=Recipe(2, 8)).train()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_weights_made_non_finite_by_an_update_stop_the_run_though_the_loss_is_finite(acdc, encoders, tmp_path):
+    trainer = make_trainer(acdc, encoders["unet"], tmp_path, recipe=Recipe(1, 8), resume_minutes=0)
+    steps = []
+
+    def overflowing(optimizer, args, kwargs):  # the 3rd update overflows one weight, as a huge learning rate does
+        steps.append(1)
+        if len(steps) == 3:
+            with torch.no_grad():
+                trainer.model.decoder.head.weight[0].fill_(math.inf)
+
+    trainer.optimizer.register_step_post_hook(overflowing)
+    from medseg.finite import NonFinite
+
+    with pytest.raises(NonFinite, match=r"non-finite weights \(decoder.head.weight\) after the update at epoch 1, "
+                                        r"step 3 of 4 \(optimizer step 3 of 4\)"):
+        trainer.train()
+    # Resume files were written after steps 1 and 2 (every step: 0 minutes), never after the broken one.
+    assert [p.name for p in tmp_path.iterdir()] == [".scores.resume.pt"]
+    assert train_module.state.read_resume(tmp_path / ".scores.resume.pt", trainer.identity, True)["step"] == 2
 
 
 def test_a_single_leftover_sample_joins_the_previous_batch():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import signal
@@ -197,3 +198,106 @@ def test_sigterm_then_rerun_gives_the_uninterrupted_result(prepared, encoders, t
     columns = ["train_epoch", "lr", "train_loss", "test_dice"]
     pd.testing.assert_frame_equal(pd.read_parquet(out / "history.parquet")[columns],
                                   pd.read_parquet(reference / "history.parquet")[columns])
+
+
+def test_a_huge_learning_rate_fails_with_one_line_and_writes_nothing(prepared, encoders, tmp_path, capsys):
+    # lr 1e9, two steps: the second update makes a BatchNorm variance infinite while the loss is
+    # still finite; unchecked, the test-set scoring met NaN logits and crashed in bincount.
+    out = tmp_path / "out"
+    assert main(args(prepared / "acdc", encoders["unet"], out, "--lr", "1e9", "--batch", "16")) == 2
+    line = error_line(capsys)
+    assert re.search(r"non-finite weights \(.*running_var\) after the update at epoch 1, step 2 of 2", line), line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("option", ["--scores", "--history", "--save-model", "--resume"])
+def test_an_unwritable_output_is_refused_before_training(prepared, encoders, tmp_path, capsys, caplog, option):
+    # /proc takes no new files, not even from root: the place is refused before the first batch.
+    name = "scores.parquet" if option == "--scores" else "history.parquet" if option == "--history" else "x.pt"
+    command = args(prepared / "acdc", encoders["unet"], tmp_path / "out", option, f"/proc/medseg-test/{name}")
+    caplog.set_level(logging.INFO)
+    assert main(command) == 2
+    assert re.search(r"cannot write in /proc \(the nearest existing folder of /proc/medseg-test\)", error_line(capsys))
+    assert "training unet" not in caplog.text
+    assert not (tmp_path / "out").exists()
+
+
+def trained_runs(log: str) -> list[str]:
+    """The (mode, seed) of every run that trained, from the log."""
+    return re.findall(r"training unet \((\w+, seed \d)\)", log)
+
+
+def test_a_multi_run_job_interrupted_in_its_third_run_trains_only_that_run_again(prepared, encoders, tmp_path,
+                                                                                 caplog):
+    data, encoder = prepared / "acdc", encoders["unet"]
+    runs = ["--seed", "0", "1", "2", "--epochs", "2", "--eval-every", "1"]
+    assert main(args(data, encoder, tmp_path / "reference" / "seed={seed}", *runs)) == 0
+    job = tmp_path / "job"
+    command = [*MEDSEG, *args(data, encoder, job / "seed={seed}", *runs)]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if "training unet (full, seed 2)" in line:  # killed during the third run
+            process.send_signal(signal.SIGTERM)
+            break
+    lines += process.stderr.readlines()
+    assert process.wait(timeout=120) == 75, "".join(lines)
+    assert trained_runs("".join(lines)) == ["full, seed 0", "full, seed 1", "full, seed 2"]
+    for seed in (0, 1):
+        assert (job / f"seed={seed}" / ".scores.finished.pt").is_file()
+    assert (job / "seed=2" / ".scores.resume.pt").is_file()
+    for output in job.glob("*/*.parquet"):  # Snakemake deletes the outputs of a job that did not finish
+        output.unlink()
+    caplog.set_level(logging.INFO)
+    assert main(args(data, encoder, job / "seed={seed}", *runs)) == 0
+    assert trained_runs(caplog.text) == ["full, seed 2"]
+    assert "resuming from" in caplog.text and caplog.text.count("finished in an earlier call") == 2
+    columns = ["train_epoch", "lr", "train_loss", "test_dice"]
+    for seed in (0, 1, 2):
+        folder, reference = job / f"seed={seed}", tmp_path / "reference" / f"seed={seed}"
+        assert sorted(p.name for p in folder.iterdir()) == ["history.parquet", "scores.parquet"]  # records removed
+        pd.testing.assert_frame_equal(pd.read_parquet(folder / "scores.parquet"),
+                                      pd.read_parquet(reference / "scores.parquet"))
+        pd.testing.assert_frame_equal(pd.read_parquet(folder / "history.parquet")[columns],
+                                      pd.read_parquet(reference / "history.parquet")[columns])
+
+
+def test_finished_run_records_restore_the_model_and_other_settings_train_again(prepared, encoders, tmp_path, caplog,
+                                                                               monkeypatch):
+    from medseg.downstream import train
+    from medseg.errors import Interrupted
+
+    real_epoch = train.Trainer._train_epoch
+
+    def interrupted_in_seed_1(self, epoch):
+        if self.run.seed == 1:
+            raise Interrupted("simulated interruption")
+        real_epoch(self, epoch)
+
+    out = tmp_path / "seed={seed}"
+    command = args(prepared / "covidqu", encoders["unet"], out, "--seed", "0", "1",
+                   "--save-model", str(out / "model.safetensors"))
+    monkeypatch.setattr(train.Trainer, "_train_epoch", interrupted_in_seed_1)
+    assert main(command) == 75
+    first = load_file(tmp_path / "seed=0" / "model.safetensors")
+    for output in tmp_path.glob("*/*.*"):  # the declared outputs, as Snakemake deletes them; not the hidden files
+        if not output.name.startswith("."):
+            output.unlink()
+    monkeypatch.setattr(train.Trainer, "_train_epoch", real_epoch)
+    caplog.set_level(logging.INFO)
+    assert main(command) == 0
+    assert trained_runs(caplog.text) == ["full, seed 1"]
+    restored = load_file(tmp_path / "seed=0" / "model.safetensors")
+    assert first.keys() == restored.keys() and all(torch.equal(first[key], restored[key]) for key in first)
+    assert sorted(p.name for p in (tmp_path / "seed=0").iterdir()) == ["history.parquet", "model.safetensors",
+                                                                       "scores.parquet"]
+    # A record of other settings (here the learning rate) is not this run's result: trained again.
+    monkeypatch.setattr(train.Trainer, "_train_epoch", interrupted_in_seed_1)
+    assert main(command) == 75
+    monkeypatch.setattr(train.Trainer, "_train_epoch", real_epoch)
+    caplog.clear()
+    assert main([*command, "--lr", "0.01"]) == 0
+    assert trained_runs(caplog.text) == ["full, seed 0", "full, seed 1"]
+    assert re.search(r"ignoring the finished-run record .*seed=0/.scores.finished.pt of a different run: .*lr",
+                     caplog.text)

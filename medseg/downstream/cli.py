@@ -33,7 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "scores is written every --resume-minutes and on SIGTERM/SIGINT (then the command exits with status 75); "
         "the same command run again continues from it to the result of an uninterrupted run. Several --data, "
         "--mode or --seed values train one run each in this process (one start-up for all): then the output paths "
-        "must hold {dataset} (the data folder's name), {mode} and/or {seed}, which are replaced per run.",
+        "must hold {dataset} (the data folder's name), {mode} and/or {seed}, which are replaced per run. Each "
+        "finished run also leaves a hidden record beside its resume file until all runs are done, so the same "
+        "command run after an interruption writes the finished runs' outputs from it (even if they were deleted, "
+        "as Snakemake does) and trains only the rest. Every output place is checked before the first run starts.",
     )
     train.add_argument("--data", type=Path, nargs="+", required=True,
                        help="prepared segmentation dataset(s) (the output of `medseg prepare`), e.g. results/data/acdc")
@@ -128,7 +131,8 @@ def run_train(args: argparse.Namespace) -> None:
     from medseg.data.store import read_segmentation_meta
     from medseg.downstream.data import open_task
     from medseg.downstream.settings import ModelBuild, Recipe
-    from medseg.downstream.train import Trainer
+    from medseg.downstream.state import remove
+    from medseg.downstream.train import Trainer, restore_finished
     from medseg.signals import StopSignals
     from medseg.robustness.encoders import inspect
     from medseg.devices import pick_device
@@ -149,8 +153,9 @@ def run_train(args: argparse.Namespace) -> None:
         read_segmentation_meta(data, "downstream training")
     recipe = Recipe(args.epochs, args.batch, args.lr, args.momentum, args.weight_decay, args.eval_every)
     runs = {data: [run_of(args, data.name, mode, seed) for mode in args.mode for seed in args.seed] for data in args.data}
-    for run in (run for planned in runs.values() for run in planned):  # refused now, not after training
-        for path in (run.scores, run.history, run.resume, run.save_model):
+    every_run = [run for planned in runs.values() for run in planned]
+    for run in every_run:  # refused now, not after training
+        for path in (run.scores, run.history, run.resume, run.record, run.save_model):
             if path is not None:
                 check_file_target(path)
     with StopSignals() as stop:
@@ -162,9 +167,14 @@ def run_train(args: argparse.Namespace) -> None:
                     raise Interrupted(
                         f"stopped by {stop.received} before training {data.name}, {run.name()}; run the same command again"
                     )
-                Trainer(task, info, build, recipe, run, stop, resume_minutes=args.resume_minutes,
-                        explicit_resume=args.resume is not None).train()
+                if not restore_finished(task, info, build, recipe, run):
+                    Trainer(task, info, build, recipe, run, stop, resume_minutes=args.resume_minutes,
+                            explicit_resume=args.resume is not None, keep_record=True).train()
             del task  # free the device copy before the next dataset
+    # Only now: until every run's outputs are written, an interruption (after which Snakemake
+    # deletes all of this job's outputs) must find the finished runs' records.
+    for run in every_run:
+        remove(run.record)
 
 
 def run_of(args: argparse.Namespace, dataset: str, mode: str, seed: int) -> paper.Run:

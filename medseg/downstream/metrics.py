@@ -19,17 +19,26 @@ scores need, so a whole test set never sits in memory:
   other, or both beyond +-20) count as tied, which scikit-learn also does for equal scores.
   Memory: 2 x AP_BINS counts per class. A class without any positive test pixel has AP 0
   (scikit-learn's value).
-- per test sample (a slice, or an IDRiD tile) and foreground class, HD95 in pixels: the larger
-  of the two directed 95th percentiles of surface distances (MONAI's
-  `compute_hausdorff_distance(percentile=95)`, DeepMind's `compute_robust_hausdorff`); the
-  surface of a mask is its pixels with a 4-neighbour outside it or on the image border. Empty
+- per test sample (a slice, or an IDRiD tile) and foreground class, the Hausdorff distance's
+  95th percentile in pixels, in two conventions. The surface of a mask is its pixels with a
+  4-neighbour outside it or on the image border; each surface pixel's distance to the other
+  mask's surface is Euclidean.
+  `hd95`: the larger of the two directed 95th percentiles (MONAI's
+  `compute_hausdorff_distance(percentile=95)`, DeepMind's `compute_robust_hausdorff`). Empty
   masks are scored, never dropped: prediction and truth both empty -> 0 (a correct "absent");
   exactly one empty -> the image diagonal sqrt(H^2 + W^2), more than any distance inside the
-  image. A class's HD95 is the mean over all test samples.
+  image. A class's value is the mean over all test samples.
+  `hd95_authors`: the 95th percentile of both directions' distances pooled (medpy's
+  `metric.binary.hd95`, which the paper's authors used), and a sample where either mask is
+  empty is skipped, as the authors' code does. A class's value is the mean over the samples
+  not skipped (NaN when every sample was); `hd95_authors_skipped` counts the skipped samples.
+  (The authors' code then averages per-batch means; here every scored sample weighs the same.)
 
 `result()` gives the long `scores.parquet` table: columns metric (dice, jaccard, mcc, ap,
-hd95), class (each class name, background included except for hd95, and `mean` over the
-foreground classes: for a binary task the foreground class itself, as A.5 takes), value.
+hd95, hd95_authors, hd95_authors_skipped), class (each class name, background included except
+for the three HD95 metrics, and `mean` over the foreground classes: for a binary task the
+foreground class itself, as A.5 takes; for hd95_authors over the classes that have a value),
+value.
 """
 
 from __future__ import annotations
@@ -47,7 +56,9 @@ from medseg.errors import MedsegError
 if TYPE_CHECKING:
     import pandas as pd
 
-METRICS = ("dice", "jaccard", "mcc", "ap", "hd95")
+METRICS = ("dice", "jaccard", "mcc", "ap", "hd95", "hd95_authors", "hd95_authors_skipped")
+FOREGROUND_ONLY = ("hd95", "hd95_authors", "hd95_authors_skipped")
+"""Metrics scored per foreground class only (the background has no outline of interest)."""
 MEAN = "mean"
 AP_BINS = 16384
 AP_LOG_ODDS = 20.0  # float32 probabilities saturate at log-odds ~17; beyond 20 counts as tied
@@ -95,15 +106,13 @@ def surface(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask, border_value=0)
 
 
-def hd95(prediction: np.ndarray, truth: np.ndarray, percentile: float = HD_PERCENTILE) -> float:
-    """HD95 in pixels of two 2-D boolean masks; both empty -> 0, one empty -> the image diagonal."""
+def surface_distances(prediction: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Distances of each prediction surface pixel to the truth's surface, and of each truth surface pixel to
+    the prediction's; None when either 2-D boolean mask is empty."""
     if prediction.shape != truth.shape or prediction.ndim != 2:
         raise ValueError(f"expected two 2-D masks of one shape, got {prediction.shape} and {truth.shape}")
-    has_prediction, has_truth = bool(prediction.any()), bool(truth.any())
-    if not has_prediction and not has_truth:
-        return 0.0
-    if not has_prediction or not has_truth:
-        return math.hypot(*prediction.shape)
+    if not prediction.any() or not truth.any():
+        return None
     from scipy import ndimage
 
     # Only the bounding box of both masks, grown by one (empty) pixel where the image goes on,
@@ -116,7 +125,31 @@ def hd95(prediction: np.ndarray, truth: np.ndarray, percentile: float = HD_PERCE
     # distance_transform_edt gives each pixel's distance to the nearest zero: here to the other surface.
     to_truth = ndimage.distance_transform_edt(~edge_truth)[edge_prediction]
     to_prediction = ndimage.distance_transform_edt(~edge_prediction)[edge_truth]
-    return float(max(np.percentile(to_truth, percentile), np.percentile(to_prediction, percentile)))
+    return to_truth, to_prediction
+
+
+def directed_hd95(distances: tuple[np.ndarray, np.ndarray], percentile: float = HD_PERCENTILE) -> float:
+    """MONAI's HD95 of `surface_distances`: the larger of the two directed percentiles."""
+    return float(max(np.percentile(distances[0], percentile), np.percentile(distances[1], percentile)))
+
+
+def pooled_hd95(distances: tuple[np.ndarray, np.ndarray], percentile: float = HD_PERCENTILE) -> float:
+    """medpy's HD95 of `surface_distances`: the percentile of both directions' distances together."""
+    return float(np.percentile(np.concatenate(distances), percentile))
+
+
+def hd95(prediction: np.ndarray, truth: np.ndarray, percentile: float = HD_PERCENTILE) -> float:
+    """HD95 in pixels of two 2-D boolean masks; both empty -> 0, one empty -> the image diagonal."""
+    distances = surface_distances(prediction, truth)
+    if distances is not None:
+        return directed_hd95(distances, percentile)
+    return 0.0 if not prediction.any() and not truth.any() else math.hypot(*prediction.shape)
+
+
+def hd95_authors(prediction: np.ndarray, truth: np.ndarray, percentile: float = HD_PERCENTILE) -> float:
+    """medpy's HD95 in pixels of two 2-D boolean masks; NaN when either is empty (the authors skip such samples)."""
+    distances = surface_distances(prediction, truth)
+    return math.nan if distances is None else pooled_hd95(distances, percentile)
 
 
 def log_odds(logits: torch.Tensor) -> torch.Tensor:
@@ -146,6 +179,8 @@ class SegmentationMetrics:
         self.confusion: torch.Tensor | None = None  # [truth, prediction] pixel counts
         self.histograms: torch.Tensor | None = None  # [class, negative/positive, bin]
         self.hd95_values: list[list[float]] = [[] for _ in names[1:]]  # per foreground class, per sample
+        self.hd95_authors_values: list[list[float]] = [[] for _ in names[1:]]  # per foreground class, scored samples
+        self.hd95_authors_skipped = [0 for _ in names[1:]]  # per foreground class
         self.samples = 0
 
     @torch.no_grad()
@@ -164,18 +199,30 @@ class SegmentationMetrics:
         self.confusion += torch.bincount((target * k + prediction).flatten(), minlength=k * k)
 
         scaled = (log_odds(logits) + AP_LOG_ODDS) * (self.ap_bins / (2 * AP_LOG_ODDS))
-        bins = scaled.floor().clamp_(0, self.ap_bins - 1).long()
+        # A NaN score (overflowing logits of a broken model) goes to the lowest bin: .long() of NaN
+        # is a huge negative number that bincount refuses. ±inf are clamped to the end bins.
+        bins = scaled.nan_to_num_(nan=0.0).floor().clamp_(0, self.ap_bins - 1).long()
         classes = torch.arange(k, device=logits.device).view(1, k, 1, 1)
         positive = (target[:, None] == classes).long()
         keys = (classes * 2 + positive) * self.ap_bins + bins
         self.histograms += torch.bincount(keys.flatten(), minlength=k * 2 * self.ap_bins)
 
         if self.with_hd95:
-            predicted, truth = prediction.cpu().numpy(), target.cpu().numpy()
-            for b in range(predicted.shape[0]):
-                for c in range(1, k):
-                    self.hd95_values[c - 1].append(hd95(predicted[b] == c, truth[b] == c))
+            self._add_hd95(prediction.cpu().numpy(), target.cpu().numpy())
         self.samples += logits.shape[0]
+
+    def _add_hd95(self, predicted: np.ndarray, truth: np.ndarray) -> None:
+        """Both HD95 conventions of every sample and foreground class, from one pair of distance transforms."""
+        for b in range(predicted.shape[0]):
+            for c in range(1, self.num_classes):
+                mask, reference = predicted[b] == c, truth[b] == c
+                distances = surface_distances(mask, reference)
+                if distances is None:
+                    self.hd95_values[c - 1].append(hd95(mask, reference))
+                    self.hd95_authors_skipped[c - 1] += 1
+                else:
+                    self.hd95_values[c - 1].append(directed_hd95(distances))
+                    self.hd95_authors_values[c - 1].append(pooled_hd95(distances))
 
     def counts(self) -> dict[str, np.ndarray]:
         """Per-class TP, FP, FN and TN over everything seen so far."""
@@ -200,6 +247,8 @@ class SegmentationMetrics:
         }
         if self.with_hd95:
             values["hd95"] = np.array([np.mean(v) for v in self.hd95_values])
+            values["hd95_authors"] = np.array([np.mean(v) if v else math.nan for v in self.hd95_authors_values])
+            values["hd95_authors_skipped"] = np.array(self.hd95_authors_skipped, dtype=np.float64)
         return values
 
     def result(self) -> pd.DataFrame:
@@ -208,8 +257,14 @@ class SegmentationMetrics:
 
         rows = []
         for metric, values in self.scores().items():
-            names = self.class_names[1:] if metric == "hd95" else self.class_names
-            foreground = values if metric == "hd95" else values[1:]
+            names = self.class_names[1:] if metric in FOREGROUND_ONLY else self.class_names
+            foreground = values if metric in FOREGROUND_ONLY else values[1:]
             rows += [(metric, name, float(v)) for name, v in zip(names, values)]
-            rows.append((metric, MEAN, float(np.mean(foreground))))
+            rows.append((metric, MEAN, _mean_of_known(foreground)))
         return pd.DataFrame(rows, columns=["metric", "class", "value"])
+
+
+def _mean_of_known(values: np.ndarray) -> float:
+    """Mean of the non-NaN values (a class whose every hd95_authors sample was skipped has none), NaN if none."""
+    known = values[~np.isnan(values)]
+    return float(np.mean(known)) if len(known) else math.nan

@@ -56,6 +56,16 @@ class Run:
     def name(self) -> str:
         return f"mode {self.mode}, seed {self.seed}"
 
+    @property
+    def record(self) -> Path:
+        """The finished-run record (`medseg.downstream.state`): beside the resume file, hidden.
+
+        `.scores.resume.pt` -> `.scores.finished.pt`; any other resume name gets `.finished.pt` for its suffix.
+        """
+        name = self.resume.name.lstrip(".")
+        stem = name.removesuffix(".resume.pt") if name.endswith(".resume.pt") else Path(name).stem
+        return self.resume.parent / f".{stem}.finished.pt"
+
 
 @dataclass(frozen=True)
 class ModelBuild:

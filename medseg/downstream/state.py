@@ -1,9 +1,16 @@
-"""The resume file of a downstream run: model, optimizer, scheduler, position and history so far.
+"""The resume file of a downstream run (model, optimizer, scheduler, position and history so far)
+and its finished-run record (its scores, history and, with --save-model, weights).
 
-Written atomically every few minutes and on SIGTERM/SIGINT; read only with
-`torch.load(weights_only=True)`. A run continues only a resume file of its own identity
-(`settings.identity`). The file lives beside the scores, hidden (`.scores.resume.pt` beside `scores.parquet` by default), so
-that reading the `downstream` tree as a Parquet dataset never trips over it.
+Both are written atomically and read only with `torch.load(weights_only=True)`, and a run uses
+only files of its own identity (`settings.identity`). They live beside the scores, hidden
+(`.scores.resume.pt` and `.scores.finished.pt` beside `scores.parquet` by default), so that
+reading the `downstream` tree as a Parquet dataset never trips over them.
+
+The resume file is written every few minutes and on SIGTERM/SIGINT, and removed once the run's
+outputs are written. The record is written when a run finishes, before its outputs, and kept
+until every run of the `medseg train` call is done: Snakemake deletes the declared outputs of a
+job that did not finish, so without it a multi-run job interrupted in its third run would train
+the first two again. With it, the same command run again writes their outputs from the records.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import pickle
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from medseg.atomic import atomic_file
@@ -22,6 +30,7 @@ from medseg.pretrain.settings import describe_difference
 log = logging.getLogger(__name__)
 
 FORMAT = "medseg-downstream-resume/1"
+RECORD_FORMAT = "medseg-downstream-finished/1"
 # What torch.load raises for a truncated, foreign or tampered file.
 _UNREADABLE = (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile)
 
@@ -38,13 +47,13 @@ def save(path: Path, state: dict) -> None:
         torch.save({"format": FORMAT, **state}, tmp)
 
 
-def _read(path: Path) -> dict:
+def _read(path: Path, kind: str = "resume file", marker: str = FORMAT) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except _UNREADABLE as error:
-        raise MedsegError(f"{path} is not a readable resume file ({type(error).__name__}: {error})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT or "identity" not in state:
-        raise MedsegError(f"{path} is not a medseg downstream resume file (no '{FORMAT}' marker)")
+        raise MedsegError(f"{path} is not a readable {kind} ({type(error).__name__}: {error})") from None
+    if not isinstance(state, dict) or state.get("format") != marker or "identity" not in state:
+        raise MedsegError(f"{path} is not a medseg downstream {kind} (no '{marker}' marker)")
     return state
 
 
@@ -74,3 +83,29 @@ def read_resume(path: Path, identity: dict[str, str], explicit: bool) -> dict | 
 
 def remove(path: Path) -> None:
     Path(path).unlink(missing_ok=True)
+
+
+def save_record(path: Path, identity: dict[str, str], scores: pd.DataFrame, history: list[dict],
+                model: dict[str, torch.Tensor] | None, model_metadata: dict[str, str] | None) -> None:
+    """Write a finished run's record atomically: what its outputs are made of (tables as plain columns)."""
+    with atomic_file(path) as tmp:
+        torch.save({"format": RECORD_FORMAT, "identity": identity,
+                    "scores": {column: scores[column].tolist() for column in scores.columns},
+                    "history": history, "model": model, "model_metadata": model_metadata}, tmp)
+
+
+def read_record(path: Path, identity: dict[str, str]) -> dict | None:
+    """The finished-run record of this very run, or None (none there; another run's or unreadable: logged)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        record = _read(path, "finished-run record", RECORD_FORMAT)
+    except MedsegError as error:
+        log.warning("ignoring the finished-run record: %s", error)
+        return None
+    if record["identity"] != identity:
+        log.warning("ignoring the finished-run record %s of a different run: %s", path,
+                    describe_difference(record["identity"], identity))
+        return None
+    return record

@@ -12,8 +12,13 @@ Every random draw is derived from (seed, epoch, step) with `medseg.seeds`: the e
 order from (seed, epoch), each step's augmentation and stochastic depth from (seed, epoch, step).
 So the position alone continues a run: a resume file is written every `resume_minutes` and on
 SIGTERM/SIGINT (then the command stops with status 75, EX_TEMPFAIL), and the same command run again continues
-from it to the result of an uninterrupted run (bit for bit on a CPU). A NaN or infinite loss stops
-the run naming the epoch and step, before the optimizer applies it; nothing is written.
+from it to the result of an uninterrupted run (bit for bit on a CPU). A NaN or infinite loss, or
+weights or BatchNorm statistics turned NaN or infinite by an update, stop the run naming the epoch
+and step (`medseg.finite`, checked after every optimizer step); nothing is written.
+
+A finished run leaves a record of its results beside its resume file until every run of the
+`medseg train` call is done (`medseg.downstream.state`); a run that finds a record of its own
+identity writes its outputs from it instead of training again (`restore_finished`).
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from medseg.downstream.data import Task
 from medseg.downstream.evaluate import evaluate, mean_dice
 from medseg.downstream.loss import dice_loss, output_channels
 from medseg.downstream.settings import ModelBuild, Recipe, Run, identity
-from medseg.errors import Interrupted, MedsegError
+from medseg.errors import Interrupted
+from medseg.finite import check_finite
 from medseg.models import build_model
 from medseg.models.segmentation import SegmentationModel
 from medseg import seeds
@@ -73,6 +79,64 @@ class Position:
     partial: dict = field(default_factory=_partial)
 
 
+def file_sha256(path: Path) -> str:
+    """The first 16 hex digits of a file's SHA-256, read once per process for each version of the file."""
+    path = Path(path).resolve()
+    status = path.stat()
+    return _sha256(path, status.st_size, status.st_mtime_ns)
+
+
+@functools.cache
+def _sha256(path: Path, size: int, mtime_ns: int) -> str:
+    # size and mtime are part of the cache key: a file replaced since is hashed again.
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def run_identity(task: Task, info: EncoderFile, model_build: ModelBuild, recipe: Recipe, run: Run) -> dict[str, str]:
+    """What the run's resume file and finished-run record must match (see `settings.identity`)."""
+    return identity(recipe, model_build, task.input_size, run.mode, run.seed, file_sha256(info.path),
+                    task.fingerprint())
+
+
+def write_outputs(run: Run, scores: pd.DataFrame, history: list[dict],
+                  model: tuple[dict[str, torch.Tensor], dict[str, str]] | None) -> None:
+    """The run's outputs, each atomically: the weights (with --save-model), the history, the scores."""
+    from safetensors.torch import save_file
+
+    if run.save_model is not None:
+        assert model is not None
+        with atomic_file(run.save_model) as tmp:
+            save_file(model[0], tmp, metadata=model[1])
+    table = pd.DataFrame(history, columns=list(HISTORY_COLUMNS)).astype({"train_epoch": "int64"})
+    with atomic_file(run.history) as tmp:
+        table.to_parquet(tmp, index=False)
+    with atomic_file(run.scores) as tmp:
+        scores.to_parquet(tmp, index=False)
+    state.remove(run.resume)
+
+
+def restore_finished(task: Task, info: EncoderFile, model_build: ModelBuild, recipe: Recipe, run: Run) -> bool:
+    """Write the run's outputs from its finished-run record if it has one of its identity; True if it did."""
+    if not run.record.is_file():
+        return False
+    record = state.read_record(run.record, run_identity(task, info, model_build, recipe, run))
+    if record is None:
+        return False
+    if run.save_model is not None and record["model"] is None:
+        log.info("%s: the finished-run record %s has no weights for --save-model: training again", run.name(),
+                 run.record)
+        return False
+    model = None if record["model"] is None else (record["model"], record["model_metadata"])
+    write_outputs(run, pd.DataFrame(record["scores"]), record["history"], model)
+    log.info("%s: finished in an earlier call: outputs written from its record %s -> %s", run.name(), run.record,
+             run.scores)
+    return True
+
+
 def build(task: Task, info: EncoderFile, model_build: ModelBuild, mode: str, seed: int) -> SegmentationModel:
     """The seeded model with the encoder file's weights; in `decoder` mode with a frozen encoder."""
     model = build_model(model_build.model, output_channels(len(task.classes)), task.input_size, model_build.width,
@@ -88,9 +152,11 @@ class Trainer:
     """The objects of one run and the loop over its optimizer steps."""
 
     def __init__(self, task: Task, info: EncoderFile, model_build: ModelBuild, recipe: Recipe, run: Run,
-                 stop: StopSignals, *, resume_minutes: float = 10.0, explicit_resume: bool = False) -> None:
+                 stop: StopSignals, *, resume_minutes: float = 10.0, explicit_resume: bool = False,
+                 keep_record: bool = False) -> None:
         self.task, self.info, self.model_build, self.recipe, self.run = task, info, model_build, recipe, run
         self.stop, self.resume_minutes = stop, resume_minutes
+        self.keep_record = keep_record  # leave a finished-run record for the caller to remove (`medseg train`)
         self.device = task.train.images.device
         self.cuda = self.device.type == "cuda"
         self.steps_per_epoch = steps_per_epoch(len(task.train), recipe.batch)
@@ -113,12 +179,7 @@ class Trainer:
     @functools.cached_property
     def identity(self) -> dict[str, str]:
         """The run's identity (hashes the encoder file and the data's index: computed when first needed)."""
-        digest = hashlib.sha256()
-        with open(self.info.path, "rb") as file:
-            for block in iter(lambda: file.read(1 << 24), b""):
-                digest.update(block)
-        return identity(self.recipe, self.model_build, self.task.input_size, self.run.mode, self.run.seed,
-                        digest.hexdigest()[:16], self.task.fingerprint())
+        return run_identity(self.task, self.info, self.model_build, self.recipe, self.run)
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -155,6 +216,11 @@ class Trainer:
     def _global_step(self) -> int:
         return self.position.epoch * self.steps_per_epoch + self.position.step
 
+    def _where(self, epoch: int, step: int) -> str:
+        """Step `step` (from 0) of `epoch`, in words, for messages."""
+        return (f"epoch {epoch}, step {step + 1} of {self.steps_per_epoch} (optimizer step {self._global_step() + 1} "
+                f"of {self.total_steps}) of {self.model_build.model} ({self.run.name()})")
+
     def _train_epoch(self, epoch: int) -> None:
         """Train the rest of `epoch`."""
         position, recipe, seed = self.position, self.recipe, self.run.seed
@@ -174,15 +240,13 @@ class Trainer:
             loss = dice_loss(logits, labels)
             loss.backward()
             value = loss.item()
-            if not math.isfinite(value):
-                raise MedsegError(
-                    f"non-finite training loss ({value}) at epoch {epoch}, step {step + 1} of {self.steps_per_epoch} "
-                    f"(optimizer step {self._global_step() + 1} of {self.total_steps}) of {self.model_build.model} "
-                    f"({self.run.name()}); stopped without writing results: lower the learning rate or check the data"
-                )
             lr = self.optimizer.param_groups[0]["lr"]
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
+            # Before anything is saved: a NaN loss, or weights a huge step made NaN or infinite (the
+            # bounded Dice loss can stay finite), stop the run here with nothing written.
+            check_finite(value, self.model, self._where(epoch, step),
+                         "stopped without writing results: lower the learning rate or check the data")
             self.scheduler.step()
             position.step = step + 1
             partial = position.partial
@@ -249,22 +313,17 @@ class Trainer:
         log.debug("resume file written: epoch %d, step %d", p.epoch + 1, p.step)
 
     def _write(self, scores: pd.DataFrame) -> None:
-        run = self.run
-        history = pd.DataFrame(self.position.history, columns=list(HISTORY_COLUMNS)).astype({"train_epoch": "int64"})
-        if run.save_model is not None:
-            self.save_model(run.save_model)
-        with atomic_file(run.history) as tmp:
-            history.to_parquet(tmp, index=False)
-        with atomic_file(run.scores) as tmp:
-            scores.to_parquet(tmp, index=False)
-        state.remove(run.resume)
-        log.info("%s, seed %d: test dice %.4f -> %s, %s", run.mode, run.seed, history["test_dice"].iloc[-1],
+        """The finished-run record first, if kept (a kill after it loses nothing), then the outputs."""
+        run, history = self.run, self.position.history
+        model = self.model_file() if run.save_model is not None else None
+        if self.keep_record:
+            state.save_record(run.record, self.identity, scores, history, *(model or (None, None)))
+        write_outputs(run, scores, history, model)
+        log.info("%s, seed %d: test dice %.4f -> %s, %s", run.mode, run.seed, history[-1]["test_dice"],
                  run.scores, run.history)
 
-    def save_model(self, path: Path) -> None:
-        """The trained segmentation model's state dict as safetensors, with what it is as metadata."""
-        from safetensors.torch import save_file
-
+    def model_file(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """The trained segmentation model's state dict and the metadata saying what it is (--save-model)."""
         tensors = {key: value.detach().cpu().contiguous() for key, value in self.model.state_dict().items()}
         metadata = {
             "model": self.model_build.model, "classes": ",".join(self.task.classes),
@@ -272,5 +331,4 @@ class Trainer:
             "window_size": str(self.model_build.window_size), "mode": self.run.mode, "seed": str(self.run.seed),
             "encoder": str(self.info.path), "data": str(self.task.path),
         }
-        with atomic_file(path) as tmp:
-            save_file(tensors, tmp, metadata=metadata)
+        return tensors, metadata
