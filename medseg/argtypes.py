@@ -13,6 +13,10 @@ from collections.abc import Callable
 MIN_IMAGE_SIDE = 8
 # Smallest model input (U-Net: a multiple of 16; the builders check the rest), `models.image_size`.
 MIN_MODEL_IMAGE_SIZE = 16
+# Largest model input (the schema's `models.image_size` maximum; encoder files recording more are
+# refused). The paper uses 224; at 4096 one image's first U-Net level alone is 64 x 4096 x 4096
+# float32 values = 4 GiB, so larger inputs only end in an allocation failure.
+MAX_MODEL_IMAGE_SIZE = 4096
 # A segmentation task has a background and at least one foreground class.
 MIN_CLASSES = 2
 # BatchNorm cannot train on one sample, so a downstream batch holds two or more (`downstream.batch`).
@@ -34,6 +38,20 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
         return value
 
     parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def int_between(minimum: int, maximum: int) -> Callable[[str], int]:
+    """An argparse type: an integer from minimum to maximum."""
+    at_least = int_at_least(minimum)
+
+    def parse(text: str) -> int:
+        value = at_least(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"expected an integer from {minimum} to {maximum}, got {text}")
+        return value
+
+    parse.__name__ = f"integer from {minimum} to {maximum}"
     return parse
 
 
@@ -63,7 +81,7 @@ def non_negative_float(text: str) -> float:
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
 image_side = int_at_least(MIN_IMAGE_SIDE)
-model_image_size = int_at_least(MIN_MODEL_IMAGE_SIZE)
+model_image_size = int_between(MIN_MODEL_IMAGE_SIZE, MAX_MODEL_IMAGE_SIZE)
 segmentation_batch = int_at_least(MIN_SEGMENTATION_BATCH)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from medseg.argtypes import MAX_MODEL_IMAGE_SIZE, MIN_MODEL_IMAGE_SIZE
 from medseg.cli import build_parser
 
 SCHEMA = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml").read_text())
@@ -125,3 +126,16 @@ def test_train_learning_rate_is_positive_as_in_the_schema():
 
 def test_train_accepts_both_modes_only():
     assert parses(TRAIN + ["--mode", "full", "decoder"]) and not parses(TRAIN + ["--mode", "encoder"])
+
+
+ROBUSTNESS = ["robustness", "--encoder", "e.safetensors", "--data", "d", "--out", "r.parquet"]
+RANK = ["rank", "--data", "d", "e.safetensors"]
+
+
+@pytest.mark.parametrize("command", [["models"], PRETRAIN, TRAIN, ROBUSTNESS, RANK], ids=lambda command: command[0])
+def test_every_image_size_option_has_the_schema_limits(command):
+    """One pair of constants bounds every --image-size, the schema's models.image_size and the encoder files."""
+    assert (MODELS["image_size"]["minimum"], MODELS["image_size"]["maximum"]) == (MIN_MODEL_IMAGE_SIZE, MAX_MODEL_IMAGE_SIZE)
+    for size, accepted in ((MIN_MODEL_IMAGE_SIZE - 1, False), (MIN_MODEL_IMAGE_SIZE, True),
+                           (MAX_MODEL_IMAGE_SIZE, True), (MAX_MODEL_IMAGE_SIZE + 1, False)):
+        assert parses([*command, "--image-size", str(size)]) == accepted, size

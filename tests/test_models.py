@@ -115,9 +115,9 @@ def test_encoder_features_are_nchw_even_for_swin():
     assert [f.shape[1] for f in features] == [24, 48, 96, 192]
 
 
-def test_swin_levels_are_taken_before_the_blocks_as_in_cao_et_al():
-    """Cao et al.'s Swin-Unet takes each skip before the Swin blocks of its resolution: the skips
-    are the patch-embedding output and the patch-merging outputs of stages 1 and 2, and the
+def test_swin_levels_are_taken_after_the_blocks_as_in_the_authors_code():
+    """A level ends after its two Swin blocks, before the next patch merging (paper §3.1; the
+    authors' `UNet_encoder.forward`): the skips are the outputs of stages 0-2's blocks, and the
     bottleneck is the final LayerNorm after stage 3's blocks. Pinned with forward hooks."""
     model = build_model("swin_unet", NUM_CLASSES, **DEMO).eval()
     encoder, decoder = model.encoder, model.decoder
@@ -149,22 +149,24 @@ def test_swin_levels_are_taken_before_the_blocks_as_in_cao_et_al():
 
     assert isinstance(encoder.stages[0].downsample, nn.Identity)
     assert [type(encoder.stages[i].downsample).__name__ for i in (1, 2, 3)] == ["PatchMerging"] * 3
-    # The encoder levels: embedding, two patch mergings, LayerNorm of the last blocks.
-    expected = [out["embed"], out["merge1"], out["merge2"], out["norm"]]
+    # The encoder levels: the blocks' outputs of stages 0-2, the LayerNorm of stage 3's blocks.
+    expected = [out["blocks0"], out["blocks1"], out["blocks2"], out["norm"]]
     assert all(torch.equal(a, b) for a, b in zip(nhwc, expected, strict=True))
-    assert all(not torch.equal(nhwc[i], out[f"blocks{i}"]) for i in range(3))  # not after the blocks
-    # Every stage's blocks still run, and feed the next stage's patch merging and the final norm.
-    for i in range(3):
-        merged = encoder.stages[i + 1].downsample(out[f"blocks{i}"])
-        assert torch.equal(merged, out[f"merge{i + 1}"])
-    assert torch.equal(out["norm"], encoder.norm(encoder.stages[3].blocks(out["merge3"])))
+    assert not torch.equal(nhwc[0], out["embed"])  # not before the blocks (Cao et al.)
+    assert all(not torch.equal(nhwc[i], out[f"merge{i}"]) for i in (1, 2))
+    # Each level's end feeds the next patch merging; the blocks run on the merged tokens.
+    assert torch.equal(out["blocks0"], encoder.stages[0].blocks(out["embed"]))
+    for i in range(1, 4):
+        assert torch.equal(out[f"merge{i}"], encoder.stages[i].downsample(out[f"blocks{i - 1}"]))
+        assert torch.equal(out[f"blocks{i}"], encoder.stages[i].blocks(out[f"merge{i}"]))
+    assert torch.equal(out["norm"], encoder.norm(out["blocks3"]))
     # The decoder's skips, deepest first, and its bottleneck are exactly those tensors.
     skips = [out[f"decoder{k}"][1] for k in range(3)]
     assert [tuple(skip.shape[1:]) for skip in skips] == [(4, 4, 96), (8, 8, 48), (16, 16, 24)]
-    assert all(torch.equal(skip, level) for skip, level in zip(skips, [out["merge2"], out["merge1"], out["embed"]]))
+    assert all(torch.equal(skip, level) for skip, level in zip(skips, [out["blocks2"], out["blocks1"], out["blocks0"]]))
     assert torch.equal(out["bottleneck"][0], out["norm"])
-    # Robustness levels: second-to-last is stage 2's patch merging (384 @ 14x14 at 224), last the bottleneck.
-    assert torch.equal(nhwc[encoder.level_index("second_to_last")], out["merge2"])
+    # Robustness levels: second-to-last is stage 2's blocks' output (384 @ 14x14 at 224), last the bottleneck.
+    assert torch.equal(nhwc[encoder.level_index("second_to_last")], out["blocks2"])
     assert torch.equal(nhwc[encoder.level_index("last")], out["norm"])
 
 

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, safe_open, save_file
 
 from medseg.cli import main
 from medseg.data.store import open_split
+from medseg.errors import MedsegError
 from medseg.inputs import normalise, read_windows, scoring_windows, to_pixels
 from medseg.jitter import apply_jitter, identity_factors
 from medseg.models import build_encoder
@@ -116,11 +117,20 @@ def test_saved_rows_follow_the_index_order(prepared, encoders, unet_run):
                 torch.testing.assert_close(features[f"{view}.{level}.{pooling}"][i], tensor[0], atol=1e-5, rtol=1e-5)
 
 
-def test_results_do_not_depend_on_the_batch_size(prepared, encoders):
+@pytest.mark.parametrize("model", ["unet", "resnet50_attention_unet"])
+def test_results_depend_on_the_batch_size_only_through_rounding(prepared, encoders, model, capsys):
+    """The encoders' float32 outputs for one image differ with the batch shape (other CPU kernels at
+    batch 1: measured up to 8e-7 in a robustness value), so --help promises rounding, not equality."""
     dataset = open_dataset(prepared / "acdc")
-    tables = [score_file(encoders["unet"], dataset, batch=batch)[2].table() for batch in (4, 7, 64)]
+    tables = [score_file(encoders[model], dataset, batch=batch)[2].table() for batch in (1, 7, 64)]
     for other in tables[1:]:
-        np.testing.assert_allclose(other.robustness, tables[0].robustness, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(other.robustness, tables[0].robustness, rtol=0, atol=1e-5)
+    with pytest.raises(SystemExit):
+        main(["robustness", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "results depend on these only through floating-point rounding" in text
+    assert "robustness values of different batch sizes differ by less than 1e-5" in text
+    assert "do not depend" not in text
 
 
 def test_swin_pooled_features_average_over_space(prepared, encoders, tmp_path):
@@ -324,3 +334,103 @@ def test_a_folder_as_output_is_refused_before_scoring(prepared, encoders, tmp_pa
     assert rc == 2
     assert "acdc.parquet is a folder; give the path of the file to write" in _error_line(capsys)
     assert not (tmp_path / "covidqu.parquet").exists()
+
+
+@pytest.fixture
+def scored(monkeypatch):
+    """Records the encoder files `score_file` is called with (the commands import it when they run)."""
+    calls = []
+    original = score_module.score_file
+
+    def record(path, *args, **kwargs):
+        calls.append(str(path))
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(score_module, "score_file", record)
+    return calls
+
+
+def test_an_encoder_that_does_not_fit_a_later_dataset_is_refused_before_scoring(prepared, encoders, tmp_path, capsys, scored):
+    # ResNet50 built at 32 fits ACDC at 32 but not the IDRiD tile (16; ResNet50 needs a multiple of 32).
+    rc = main(["robustness", "--encoder", str(encoders["resnet50_attention_unet"]), "--data", str(prepared / "acdc"),
+               str(prepared / "idrid"), "--out", str(tmp_path / "{dataset}.parquet")])
+    assert rc == 2
+    line = _error_line(capsys)
+    assert str(encoders["resnet50_attention_unet"]) in line and "16x16 inputs" in line and "multiple of 32" in line
+    assert scored == [] and not (tmp_path / "acdc.parquet").exists()
+
+
+def test_rank_checks_every_file_before_scoring(prepared, encoders, tmp_path, capsys, scored):
+    empty = tmp_path / "empty.safetensors"
+    empty.touch()
+    base = ["rank", "--data", str(prepared / "acdc"), str(encoders["unet"]), str(encoders["resnet50_attention_unet"])]
+    assert main([*base, str(empty)]) == 2
+    line = _error_line(capsys)
+    assert str(empty) in line and "not a safetensors file" in line
+    # a file that cannot load at the dataset's input size (Swin built at 64, scored at 32)
+    assert main([*base, str(encoders["swin_unet"]), "--image-size", "32"]) == 2
+    line = _error_line(capsys)
+    assert str(encoders["swin_unet"]) in line and "image size 64" in line
+    assert scored == []
+
+
+def test_rank_checks_its_output_before_scoring(prepared, encoders, tmp_path, capsys, scored):
+    (tmp_path / "rank.csv").mkdir()
+    rc = main(["rank", "--data", str(prepared / "acdc"), str(encoders["unet"]), "--out", str(tmp_path / "rank.csv")])
+    assert rc == 2
+    assert "rank.csv is a folder; give the path of the file to write" in _error_line(capsys)
+    assert scored == []
+
+
+def _resave(source, target, change_tensors=lambda t: t, change_metadata=lambda m: m):
+    """Copy a safetensors file with its tensors and metadata changed."""
+    with safe_open(source, framework="pt") as file:
+        metadata = file.metadata()
+    save_file(change_tensors(load_file(source)), target, metadata=change_metadata(metadata))
+
+
+def test_integer_weights_are_refused(prepared, encoders, tmp_path, capsys):
+    path = tmp_path / "integer.safetensors"
+    _resave(encoders["unet"], path, lambda t: t | {"stem.weight": t["stem.weight"].to(torch.int64)})
+    rc = main(["robustness", "--encoder", str(path), "--data", str(prepared / "acdc"), "--out", str(tmp_path / "r.parquet")])
+    assert rc == 2
+    line = _error_line(capsys)
+    assert str(path) in line and "tensor stem.weight has dtype I64" in line and "floating point" in line
+    assert not (tmp_path / "r.parquet").exists()
+    # Half precision is a float, and BatchNorm's int64 step counters are not weights.
+    half = tmp_path / "half.safetensors"
+    _resave(encoders["unet"], half, lambda t: {k: v.half() if v.is_floating_point() else v for k, v in t.items()})
+    assert "I64" in _dtypes(half).values() and "F16" in _dtypes(half).values()
+    assert inspect(half).model == "unet"
+
+
+def test_integer_weights_of_a_timm_file_are_refused(tmp_path):
+    timm = pytest.importorskip("timm")
+    state = {key: value.contiguous() for key, value in timm.create_model("resnet50").state_dict().items()}
+    state["layer1.0.bn1.running_var"] = state["layer1.0.bn1.running_var"].to(torch.int32)
+    path = tmp_path / "resnet50_timm.safetensors"
+    save_file(state, path)
+    with pytest.raises(MedsegError, match=r"tensor layer1\.0\.bn1\.running_var has dtype I32"):
+        inspect(path)
+
+
+def _dtypes(path) -> dict[str, str]:
+    with safe_open(path, framework="pt") as file:
+        return {key: file.get_slice(key).get_dtype() for key in file.keys()}
+
+
+@pytest.mark.parametrize("size", ["100000", "8"])
+def test_an_image_size_the_models_do_not_take_is_refused(prepared, encoders, tmp_path, capsys, size):
+    path = tmp_path / "encoder.safetensors"
+    _resave(encoders["unet"], path, change_metadata=lambda m: m | {"image_size": size})
+    rc = main(["robustness", "--encoder", str(path), "--data", str(prepared / "acdc"), "--out", str(tmp_path / "r.parquet")])
+    assert rc == 2
+    line = _error_line(capsys)
+    assert str(path) in line and f"records image size {size}; the models take 16 to 4096" in line
+
+
+def test_unknown_metadata_keys_are_ignored(encoders, tmp_path):
+    path = tmp_path / "encoder.safetensors"
+    _resave(encoders["swin_unet"], path, change_metadata=lambda m: m | {"epoch": "0", "seed": "3", "scheme": "scratch"})
+    info = inspect(path)
+    assert (info.model, info.width, info.window_size, info.image_size) == ("swin_unet", 0.25, 4, 64)

@@ -29,12 +29,13 @@ EMBED_GAMMA = 1 / 3
 class SwinEncoder(Encoder):
     """Swin-T-style encoder: 4x4 patch embedding, four stages of two Swin blocks, final LayerNorm.
 
-    Levels follow Cao et al.'s Swin-Unet, whose skips are taken *before* the Swin blocks of their
-    resolution: level 0 is the patch-embedding output, levels 1 and 2 are the patch-merging
-    outputs of stages 1 and 2, and level 3 (the bottleneck) is the final LayerNorm of stage 3's
-    blocks. The blocks of stages 0-2 still run: each feeds the next stage's patch merging. Levels
-    have embed_dim * (1, 2, 4, 8) channels at strides 4, 8, 16, 32 (96 @ 56x56 ... 768 @ 7x7 at
-    224). embed_dim = 96 * width; the heads stay 3, 6, 12, 24 (head dim embed_dim / 3).
+    A level is the part of the encoder at one size and its output is its end (paper §3.1), as in
+    the authors' own Swin U-Net (`UNet_encoder.forward` appends each level's output after its two
+    Swin blocks, before the patch merging): level i is stage i's patch merging (none in stage 0)
+    then its two Swin blocks, and level 3 (the bottleneck) ends with the final LayerNorm. These
+    tensors are both the decoder's skips and the robustness representations. Levels have
+    embed_dim * (1, 2, 4, 8) channels at strides 4, 8, 16, 32 (96 @ 56x56 ... 768 @ 7x7 at 224).
+    embed_dim = 96 * width; the heads stay 3, 6, 12, 24 (head dim embed_dim / 3).
     Stochastic depth rises linearly from 0 to 0.2 over the blocks.
     """
 
@@ -88,13 +89,10 @@ class SwinEncoder(Encoder):
             )
         x = self.patch_embed(x)
         features = []
-        # A timm stage is patch merging (identity in stage 0) then blocks; run them apart so that
-        # each level is the tensor before its stage's blocks, as in Cao et al.
-        for stage in self.stages:
-            x = stage.downsample(x)
-            features.append(x)
-            x = stage.blocks(x)
-        features[-1] = self.norm(x)  # the bottleneck: after the last stage's blocks
+        for stage in self.stages:  # a timm stage: patch merging (identity in stage 0), then its blocks
+            x = stage(x)
+            features.append(x)  # the level's end: after its blocks, before the next patch merging
+        features[-1] = self.norm(x)  # the bottleneck: after the last stage's blocks and the LayerNorm
         return [feature.permute(0, 3, 1, 2) for feature in features]  # timm's NHWC to NCHW
 
 

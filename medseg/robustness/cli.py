@@ -7,11 +7,12 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medseg.argtypes import non_negative_int, positive_int
+from medseg.argtypes import MAX_MODEL_IMAGE_SIZE, MIN_MODEL_IMAGE_SIZE, model_image_size, non_negative_int, positive_int
 from medseg.errors import MedsegError
 from medseg.robustness.selection import MODES, main_variant
 
 if TYPE_CHECKING:
+    from medseg.robustness.encoders import EncoderFile
     from medseg.robustness.score import Dataset
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,16 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=non_negative_int, default=0,
                        help="seed of the per-image jitter factors and of the random negatives; the same seed gives "
                        "every encoder the same views and negatives (default: 0)")
-    group.add_argument("--image-size", type=positive_int, default=None,
-                       help="square model input for ACDC, COVID-QU-Ex and folder datasets (default: the size recorded in "
-                       "the encoder file, 224 for a timm file); IDRiD always uses its tile")
+    group.add_argument("--image-size", type=model_image_size, default=None,
+                       help=f"square model input for ACDC, COVID-QU-Ex and folder datasets, {MIN_MODEL_IMAGE_SIZE} to "
+                       f"{MAX_MODEL_IMAGE_SIZE} (default: the size recorded in the encoder file, 224 for a timm file); "
+                       "IDRiD always uses its tile")
     group.add_argument("--split", default="train", help="which split to score (default: train, as in the paper)")
-    run = parser.add_argument_group("running (results do not depend on these)")
-    run.add_argument("--batch", type=positive_int, default=32, help="samples per forward pass (default: 32)")
+    # The encoder's float32 output for an image depends on the batch shape and device (other kernels).
+    run = parser.add_argument_group("running (results depend on these only through floating-point rounding)")
+    run.add_argument("--batch", type=positive_int, default=32,
+                     help="samples per forward pass (default: 32); robustness values of different batch sizes "
+                     "differ by less than 1e-5")
     run.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
 
@@ -97,8 +102,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Walk the checkpoints from the first pretrained one while the next checkpoint's robustness "
         "(main variant for --mode: cosine, margin 0.5, second-to-last level, unpooled for full, pooled for "
         "decoder) is higher; keep the checkpoint before the first decrease (paper §4, §6). Writes a JSON file "
-        "with the chosen epoch, the trail walked and the pretraining epochs it cost. Each FILE is a "
-        "robustness.parquet under .../epoch=N/; the files must cover the walk.",
+        "with the walk's dataset, model and scheme, the chosen epoch, the trail walked and the pretraining epochs "
+        "it cost. Each FILE is a robustness.parquet under .../dataset=D/model=M/scheme=S/epoch=N/ (the hive path "
+        "names its checkpoint); the files must cover the walk and share D, M and S (the scratch encoder, "
+        "scheme=scratch/epoch=0, belongs to every scheme).",
     )
     online.add_argument("files", type=Path, nargs="+", metavar="FILE", help="robustness.parquet files of the checkpoints walked")
     online.add_argument("--mode", choices=MODES, required=True, help="downstream training the choice is for")
@@ -106,8 +113,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the configured checkpoint epochs (the last is the planned length)")
     online.add_argument("--out", type=Path, required=True, help="choice.json to write")
     online.add_argument("--scores", type=Path, nargs="+", default=None, metavar="FILE",
-                        help="downstream scores.parquet of the kept checkpoint (.../epoch=N/mode=M/seed=S/), one per "
-                        "seed: their mean Dice goes into the JSON file as `downstream`")
+                        help="downstream scores.parquet of the kept checkpoint (.../dataset=D/model=M/scheme=S/"
+                        "epoch=N/mode=M/seed=S/), one per seed: their mean Dice goes into the JSON file as `downstream`")
     online.set_defaults(run=run_online)
 
 
@@ -122,6 +129,7 @@ def _check_out(path: Path, suffixes: tuple[str, ...]) -> None:
 
 def run_robustness(args: argparse.Namespace) -> None:
     from medseg.atomic import check_file_target
+    from medseg.robustness.encoders import inspect
     from medseg.robustness.score import open_dataset
 
     _check_out(args.out, (".parquet",))
@@ -135,13 +143,24 @@ def run_robustness(args: argparse.Namespace) -> None:
             if path is not None and DATASET_PLACEHOLDER not in str(path):
                 raise MedsegError(f"--{option} {path} has no {DATASET_PLACEHOLDER}, but {len(names)} datasets are "
                                   "scored: each needs its own file")
-    datasets = [open_dataset(data, args.split) for data in args.data]  # all checked before the first is scored
     outputs = [[None if path is None else Path(str(path).replace(DATASET_PLACEHOLDER, data.name))
                 for path in (args.out, args.save_features)] for data in args.data]
     for path in (path for pair in outputs for path in pair if path is not None):
         check_file_target(path)
+    # Every dataset, and the encoder at every dataset's input size, is checked before the first is scored.
+    datasets = [open_dataset(data, args.split) for data in args.data]
+    _check_loadable(inspect(args.encoder), datasets, args.image_size)
     for data, dataset, (out, features) in zip(args.data, datasets, outputs):
         _score_one(args, data, dataset, out, features)
+
+
+def _check_loadable(info: EncoderFile, datasets: list[Dataset], image_size: int | None) -> None:
+    """MedsegError unless the encoder file loads at the input size of every dataset (no weights are read)."""
+    from medseg.robustness.encoders import check_loadable
+    from medseg.robustness.score import scoring_size
+
+    for size in dict.fromkeys(scoring_size(info, dataset, image_size) for dataset in datasets):
+        check_loadable(info, size)
 
 
 def _score_one(args: argparse.Namespace, data: Path, dataset: Dataset, out: Path, features: Path | None) -> None:
@@ -176,14 +195,18 @@ def _score_one(args: argparse.Namespace, data: Path, dataset: Dataset, out: Path
 def run_rank(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from medseg.atomic import atomic_file
+    from medseg.atomic import atomic_file, check_file_target
+    from medseg.robustness.encoders import inspect
     from medseg.robustness.score import open_dataset, score_file
 
     if args.out is not None:
         _check_out(args.out, (".parquet", ".csv"))
+        check_file_target(args.out)
     variant = main_variant(args.mode)
     margins = _unique([*args.margins, variant.margin])
     dataset = open_dataset(args.data, args.split)
+    for path in args.encoders:  # every file is checked before the first is scored
+        _check_loadable(inspect(path), [dataset], args.image_size)
     tables, ranked = [], []
     for path in args.encoders:
         info, size, scores = score_file(
@@ -212,14 +235,18 @@ def run_rank(args: argparse.Namespace) -> None:
 
 
 def run_online(args: argparse.Namespace) -> None:
-    from medseg.robustness.online import downstream_record, online_choice_record, write_choice
+    from medseg.atomic import check_file_target
+    from medseg.robustness.online import CELL_KEYS, downstream_record, online_choice_record, write_choice
 
+    check_file_target(args.out)
     record = online_choice_record(args.checkpoints, args.files, args.mode)
     if args.scores:
-        record["downstream"] = downstream_record(args.scores, record["chosen_epoch"], args.mode)
+        keys = {key: record[key] for key in CELL_KEYS}
+        record["downstream"] = downstream_record(args.scores, record["chosen_epoch"], args.mode, keys)
     write_choice(record, args.out)
-    log.info("online choice for %s training: epoch %d after the trail %s (%d of %d pretraining epochs) -> %s",
-             args.mode, record["chosen_epoch"], [step["epoch"] for step in record["trail"]],
+    log.info("online choice for %s, %s, %s, %s training: epoch %d after the trail %s (%d of %d pretraining epochs) "
+             "-> %s", record["dataset"], record["model"], record["scheme"], args.mode, record["chosen_epoch"],
+             [step["epoch"] for step in record["trail"]],
              record["pretrained_epochs"], record["planned_epochs"], args.out)
     if args.scores:
         log.info("its downstream mean Dice over %d seed(s): %.4f", len(args.scores), record["downstream"]["mean_dice"])

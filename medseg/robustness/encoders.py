@@ -11,7 +11,11 @@ Two kinds of safetensors file are recognised; nothing is ever unpickled:
   resnet50 (the width is read from the first stage, 1 for timm's own model). It records no image
   size: the caller chooses one.
 
-Anything else is refused with one line naming the file.
+Anything else is refused with one line naming the file, and so is a file of either kind holding
+a tensor that is not floating point (BatchNorm's `num_batches_tracked` counters excepted): loading
+would cast it silently. A medseg file recording an image size the models do not take
+(`medseg.argtypes`: MIN_MODEL_IMAGE_SIZE to MAX_MODEL_IMAGE_SIZE) is refused too. Metadata keys
+other than the ones read here are ignored.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import safe_open
 
+from medseg.argtypes import MAX_MODEL_IMAGE_SIZE, MIN_MODEL_IMAGE_SIZE
 from medseg.errors import MedsegError
 from medseg.models.encoder import Encoder
 from medseg.models.factory import build_encoder
@@ -36,6 +41,10 @@ _TIMM_HEAD = "fc."
 _TIMM_FIRST_STAGE = "layer1.0.conv1.weight"
 DEFAULT_WINDOW = 7
 KINDS_HELP = "a medseg encoder.safetensors, or a timm resnet50 state dict saved as safetensors"
+# safetensors dtype names of floating-point tensors start with these (F16, F32, F64, BF16, F8_*).
+_FLOAT_DTYPES = ("F", "BF")
+# BatchNorm's step counters are int64 in every encoder's state dict.
+_COUNTER = "num_batches_tracked"
 
 
 @dataclass(frozen=True)
@@ -61,16 +70,28 @@ def inspect(path: Path) -> EncoderFile:
     try:
         with safe_open(path, framework="pt") as file:
             metadata = file.metadata() or {}
-            shapes = {key: tuple(file.get_slice(key).get_shape()) for key in file.keys()}
+            slices = {key: file.get_slice(key) for key in file.keys()}
+            shapes = {key: tuple(tensor.get_shape()) for key, tensor in slices.items()}
+            dtypes = {key: tensor.get_dtype() for key, tensor in slices.items()}
     except FileNotFoundError:
         raise MedsegError(f"{path}: encoder file not found") from None
     except (SafetensorError, OSError, ValueError) as error:
         raise MedsegError(
             f"{path} is not a safetensors file ({_one_line(error)}); expected {KINDS_HELP} (pickled checkpoints are never loaded)"
         ) from None
-    if "encoder" in metadata:
-        return _medseg_file(path, metadata, shapes)
-    return _timm_file(path, shapes)
+    info = _medseg_file(path, metadata, shapes) if "encoder" in metadata else _timm_file(path, shapes)
+    _check_float(path, dtypes)
+    return info
+
+
+def _check_float(path: Path, dtypes: dict[str, str]) -> None:
+    """Refuse a weight that is not floating point (loading would cast it to float without a word)."""
+    for key, dtype in dtypes.items():
+        if not key.endswith(_COUNTER) and not dtype.startswith(_FLOAT_DTYPES):
+            raise MedsegError(
+                f"{path}: tensor {key} has dtype {dtype}; an encoder's weights must be floating point "
+                "(F16, BF16, F32 or F64)"
+            )
 
 
 def _medseg_file(path: Path, metadata: dict[str, str], shapes: dict[str, tuple[int, ...]]) -> EncoderFile:
@@ -85,6 +106,11 @@ def _medseg_file(path: Path, metadata: dict[str, str], shapes: dict[str, tuple[i
         image_size = int(metadata["image_size"]) if "image_size" in metadata else None
     except (KeyError, ValueError) as error:
         raise MedsegError(f"{path} has malformed encoder metadata ({_one_line(error)}): {metadata}") from None
+    if image_size is not None and not MIN_MODEL_IMAGE_SIZE <= image_size <= MAX_MODEL_IMAGE_SIZE:
+        raise MedsegError(
+            f"{path} records image size {image_size}; the models take {MIN_MODEL_IMAGE_SIZE} to "
+            f"{MAX_MODEL_IMAGE_SIZE} (the file's metadata is damaged or was not written by medseg)"
+        )
     return EncoderFile(path, MEDSEG, ENCODER_MODELS[name], width, window, image_size, shapes)
 
 
@@ -110,24 +136,20 @@ def _timm_file(path: Path, shapes: dict[str, tuple[int, ...]]) -> EncoderFile:
     return EncoderFile(path, TIMM_RESNET50, "resnet50_attention_unet", width, DEFAULT_WINDOW, None, shapes)
 
 
+def check_loadable(info: EncoderFile, image_size: int) -> None:
+    """MedsegError unless `load(info, image_size)` would succeed; reads no weights.
+
+    Commands call it for every (file, input size) before scoring or training any, so a file that
+    does not fit the last dataset is refused before the first result is written.
+    """
+    _check_shapes(info, image_size, _expected_shapes(info, image_size))
+
+
 def load(info: EncoderFile, image_size: int) -> Encoder:
     """The encoder of `info` built for `image_size` inputs, with the file's weights, in eval mode."""
-    try:
-        encoder = build_encoder(info.model, image_size, info.width, info.window_size)
-    except MedsegError as error:
-        raise MedsegError(f"{info.path}: cannot build its {info.describe()} for {image_size}x{image_size} inputs: {error}") from None
+    encoder = _build(info, image_size)
+    _check_shapes(info, image_size, _shapes(encoder))
     if info.kind == MEDSEG:
-        wanted = {key: tuple(value.shape) for key, value in encoder.state_dict().items()}
-        wrong = [key for key in wanted if key in info.shapes and info.shapes[key] != wanted[key]]
-        if wrong and set(wanted) == set(info.shapes) and info.image_size not in (None, image_size):
-            # Swin's relative position tables shrink when timm clamps the window to a small token grid.
-            raise MedsegError(
-                f"{info.path}: its {info.describe()} was built for image size {info.image_size} and does not fit "
-                f"{image_size}x{image_size} inputs ({wrong[0]} has shape {list(info.shapes[wrong[0]])}, "
-                f"{list(wanted[wrong[0]])} needed); use inputs of the size it was built for"
-            )
-        if wanted != info.shapes:
-            raise MedsegError(f"{info.path} does not hold the tensors of its {info.describe()}: {_difference(wanted, info.shapes)}")
         encoder.load(info.path)
     else:
         with safe_open(info.path, framework="pt") as file:
@@ -136,6 +158,45 @@ def load(info: EncoderFile, image_size: int) -> Encoder:
             }
         encoder.load_state_dict(tensors)
     return encoder.eval()
+
+
+def _build(info: EncoderFile, image_size: int) -> Encoder:
+    try:
+        return build_encoder(info.model, image_size, info.width, info.window_size)
+    except MedsegError as error:
+        raise MedsegError(f"{info.path}: cannot build its {info.describe()} for {image_size}x{image_size} inputs: {error}") from None
+
+
+def _shapes(encoder: Encoder) -> dict[str, tuple[int, ...]]:
+    return {key: tuple(value.shape) for key, value in encoder.state_dict().items()}
+
+
+# Checking many files of one encoder (`medseg rank`, a checkpoint series) builds it once.
+_EXPECTED: dict[tuple[str, float, int, int], dict[str, tuple[int, ...]]] = {}
+
+
+def _expected_shapes(info: EncoderFile, image_size: int) -> dict[str, tuple[int, ...]]:
+    """The state-dict shapes of `info`'s encoder built for `image_size` (MedsegError if it cannot be)."""
+    key = (info.model, info.width, info.window_size, image_size)
+    if key not in _EXPECTED:
+        _EXPECTED[key] = _shapes(_build(info, image_size))
+    return _EXPECTED[key]
+
+
+def _check_shapes(info: EncoderFile, image_size: int, wanted: dict[str, tuple[int, ...]]) -> None:
+    """MedsegError unless the file's tensors are exactly those of its encoder built for `image_size`."""
+    if info.kind != MEDSEG:
+        return  # a timm file's shapes were checked by `inspect`; ResNet50's do not depend on the size
+    wrong = [key for key in wanted if key in info.shapes and info.shapes[key] != wanted[key]]
+    if wrong and set(wanted) == set(info.shapes) and info.image_size not in (None, image_size):
+        # Swin's relative position tables shrink when timm clamps the window to a small token grid.
+        raise MedsegError(
+            f"{info.path}: its {info.describe()} was built for image size {info.image_size} and does not fit "
+            f"{image_size}x{image_size} inputs ({wrong[0]} has shape {list(info.shapes[wrong[0]])}, "
+            f"{list(wanted[wrong[0]])} needed); use inputs of the size it was built for"
+        )
+    if wanted != info.shapes:
+        raise MedsegError(f"{info.path} does not hold the tensors of its {info.describe()}: {_difference(wanted, info.shapes)}")
 
 
 def open_encoder(path: Path, image_size: int) -> tuple[EncoderFile, Encoder]:

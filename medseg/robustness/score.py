@@ -8,6 +8,9 @@ only, so every encoder scored with the same seed sees exactly the same views and
 
 Each sample's two views go through the encoder once each (eval mode, no gradients, batched,
 float32); every variant (distance x margin x level x pooled) comes from those two passes.
+Distances are float64 per sample and averaged in sample order, but the encoder's float32 output
+for one image can differ in its last bits with the batch shape (other kernels), so the batch
+size changes results in rounding only (tests/test_robustness_cli.py bounds it by 1e-5).
 
 Streaming: only per-sample distances are kept, never all features (unless saving them). A
 sample's negative key is usually in another batch, so samples are processed along the cycles of
@@ -271,6 +274,11 @@ def resolve_image_size(info: EncoderFile, image_size: int | None) -> int:
     return info.image_size if info.image_size is not None else 224
 
 
+def scoring_size(info: EncoderFile, dataset: Dataset, image_size: int | None = None) -> int:
+    """The input size `info` is scored at on `dataset`: IDRiD's tile, else `resolve_image_size`."""
+    return input_size(dataset.meta, resolve_image_size(info, image_size))
+
+
 def score_file(
     encoder_path: Path,
     dataset: Dataset,
@@ -283,7 +291,7 @@ def score_file(
 ) -> tuple[EncoderFile, int, Scores]:
     """Open an encoder file and score it on `dataset`: (what the file is, the input size used, the scores)."""
     info = inspect(Path(encoder_path))
-    size = input_size(dataset.meta, resolve_image_size(info, image_size))
+    size = scoring_size(info, dataset, image_size)
     encoder = load(info, size)
     device = pick_device(device)
     log.info("scoring %s (%s) on %d samples of %s at %dx%d on %s",
