@@ -23,7 +23,9 @@ Indicators (the selection rules are `medseg.robustness.selection`'s):
 checkpoint with the highest top-1, ties to the earliest) and `no_pretraining` (epoch 0).
 
 A cell is `complete` when every expected checkpoint has exactly one run per expected seed and
-the indicator's scores are all known; otherwise the row says why in `notes`. Incomplete cells
+the indicator's scores are all known; otherwise the row says why in `notes`. Every robustness
+variant in the table is expected in every cell: a cell without robustness (or without one
+variant) still gets its robustness rows, incomplete, with a note. Incomplete cells
 are computed from the runs they have (duplicated runs count as they are), never dropped.
 """
 
@@ -177,6 +179,11 @@ def _score_lookup(table: pd.DataFrame, keys: list[str], value: str) -> dict[tupl
     return lookup
 
 
+def _variants(robustness: pd.DataFrame) -> list[tuple]:
+    """Every robustness variant in the table, in order of appearance: each cell is expected to have all."""
+    return list(dict.fromkeys(tuple(v) for v in robustness[VARIANT].itertuples(index=False)))
+
+
 def _epochs(runs: pd.DataFrame, epochs: Iterable[int] | None) -> list[int]:
     if epochs is None:
         return sorted({int(e) for e in runs["epoch"]} | {SCRATCH_EPOCH})
@@ -217,16 +224,15 @@ def tis_table(
     seeds = sorted(runs["seed"].unique().tolist()) if seeds is None else list(seeds)
     cells = _cells(runs, epochs, seeds)
     rob: dict[tuple, dict[int, float]] = {}
+    variants: list[tuple] = []
     if robustness is not None:
         _check_columns(robustness, ROBUSTNESS_COLUMNS, "robustness")
         rob = _score_lookup(robustness, ["dataset", "model", "scheme", *VARIANT], "robustness")
+        variants = _variants(robustness)
     acc: dict[tuple, dict[int, float]] = {}
     if accuracy is not None:
         _check_columns(accuracy, ACCURACY_COLUMNS, "accuracy")
         acc = _score_lookup(accuracy, ["model", "scheme"], "val_top1")
-    variants: dict[tuple, list[tuple]] = {}
-    for key in rob:
-        variants.setdefault(key[:3], []).append(key[3:])
     last = max(epochs)
 
     rows = []
@@ -252,16 +258,20 @@ def tis_table(
             lacking = [e for e in cell.epochs if e not in top1]
             notes = [f"no ImageNet top-1 for epoch(s) {lacking}"] if lacking else []
             add("imagenet_accuracy", offline_choice([e for e in cell.epochs if e in top1], top1), last, notes)
-        for variant in variants.get((dataset, model, scheme), []):
-            scores = rob[(dataset, model, scheme, *variant)]
+        # Every variant of the table for every cell: a cell without it gets rows marked incomplete,
+        # so that a summary over the rows sees the gap instead of averaging over fewer cells.
+        for variant in variants:
+            scores = rob.get((dataset, model, scheme, *variant), {})
+            missing = [] if scores else ["no robustness for any checkpoint"]
             lacking = [e for e in cell.epochs if e not in scores]
-            notes = [f"no robustness for epoch(s) {lacking}"] if lacking else []
+            notes = missing or ([f"no robustness for epoch(s) {lacking}"] if lacking else [])
             known = [e for e in cell.epochs if e in scores]
             add("robustness_offline", offline_choice(known, scores) if known else None, last, notes, variant)
             if last == SCRATCH_EPOCH:
                 continue  # no pretrained checkpoint: nothing to walk
             walk = online_walk(cell.epochs, scores)
-            notes = [] if walk.finished else [f"the online walk lacks the robustness of epoch {walk.needed}"]
+            lacks = [] if walk.finished else [f"the online walk lacks the robustness of epoch {walk.needed}"]
+            notes = missing or lacks
             add("robustness_online", walk.chosen, walk.pretrained_epochs, notes, variant)
 
     table = pd.DataFrame(rows, columns=COLUMNS)
@@ -302,16 +312,19 @@ def rank_table(
 
     Scores: every robustness variant (`score` = `robustness`) and the ImageNet top-1
     (`imagenet_accuracy`; the scratch encoder at 0 unless given). Over the cell's checkpoints
-    that have both a mean Dice and a score (`n_checkpoints`), the scratch encoder included.
+    that have both a mean Dice and a score (`n_checkpoints`), the scratch encoder included. Every
+    robustness variant of the table has a row in every cell (0 checkpoints where the cell lacks it).
     """
     import pandas as pd
 
     _check_columns(runs, RUN_COLUMNS, "runs")
     cells = _cells(runs, _epochs(runs, epochs), sorted(runs["seed"].unique().tolist()))
     rob: dict[tuple, dict[int, float]] = {}
+    variants: list[tuple] = []
     if robustness is not None:
         _check_columns(robustness, ROBUSTNESS_COLUMNS, "robustness")
         rob = _score_lookup(robustness, ["dataset", "model", "scheme", *VARIANT], "robustness")
+        variants = _variants(robustness)
     acc: dict[tuple, dict[int, float]] | None = None
     if accuracy is not None:
         _check_columns(accuracy, ACCURACY_COLUMNS, "accuracy")
@@ -319,7 +332,7 @@ def rank_table(
     rows = []
     for cell in cells:
         dataset, model, scheme, mode = cell.key
-        sources = [("robustness", key[3:], scores) for key, scores in rob.items() if key[:3] == (dataset, model, scheme)]
+        sources = [("robustness", variant, rob.get((dataset, model, scheme, *variant), {})) for variant in variants]
         if acc is not None:
             sources.append(("imagenet_accuracy", (None, None, None, None),
                             {SCRATCH_EPOCH: 0.0, **acc.get((model, scheme), {})}))

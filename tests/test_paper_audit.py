@@ -141,3 +141,14 @@ def test_paper_audit_missing_csv_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and str(missing) in err and err.startswith("medseg: error:")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("out", ["a_file", "/proc/audit"])  # /proc refuses new files, as a read-only mount would
+def test_paper_audit_checks_out_before_reading_anything(tmp_path, capsys, out):
+    (tmp_path / "a_file").write_text("mine")
+    out = tmp_path / out  # an absolute `out` stays as it is
+    missing = tmp_path / "nowhere.csv"  # would be the error if the results were read first
+    assert main(["paper-audit", "--downstream-csv", str(missing), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(out) in err and str(missing) not in err
+    assert (tmp_path / "a_file").read_text() == "mine"

@@ -110,6 +110,28 @@ def test_missing_robustness_is_flagged_per_indicator():
     assert row(table, "no_pretraining")["complete"]
 
 
+def test_a_cell_without_robustness_or_without_a_variant_is_reported_incomplete():
+    runs = pd.concat([make_runs(DICE), make_runs(DICE).assign(dataset="e"), make_runs(DICE).assign(dataset="f")])
+    scores = {0: 0.1, 1: 0.3, 5: 0.2, 20: 0.9}
+    # d has both variants, e only the unpooled one, f none at all
+    robustness = pd.concat([make_robustness(scores), make_robustness(scores, pooled=True),
+                            make_robustness(scores).assign(dataset="e")])
+    table = tis_table(runs, robustness)
+    for indicator in ("robustness_offline", "robustness_online"):
+        assert len(table[table["indicator"] == indicator]) == 3 * 2  # every cell has both variants
+        assert row(table, indicator, dataset="d", pooled=True)["complete"]
+        assert row(table, indicator, dataset="e", pooled=False)["complete"]
+        for dataset, pooled in (("e", True), ("f", False), ("f", True)):
+            lacking = row(table, indicator, dataset=dataset, pooled=pooled)
+            assert not lacking["complete"] and lacking["notes"] == "no robustness for any checkpoint"
+            assert pd.isna(lacking["chosen_epoch"]) and math.isnan(lacking["tis"])
+    assert table[table["indicator"] == "no_pretraining"]["complete"].all()
+    ranks = rank_table(runs, robustness)
+    assert len(ranks) == 3 * 2
+    none = ranks[(ranks["dataset"] == "f") & ranks["pooled"]].iloc[0]
+    assert none["n_checkpoints"] == 0 and math.isnan(none["spearman"])
+
+
 def test_scratch_runs_serve_every_scheme_unless_a_scheme_has_its_own():
     simple = make_runs(DICE, scheme="simple")
     advanced = make_runs({1: 0.7, 5: 0.8, 20: 0.75}, scheme="advanced")

@@ -44,13 +44,16 @@ TINY_CONFIG = {
 }
 
 
-def snakemake(workdir: Path, config: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run Snakemake on the repository's Snakefile in `workdir`; stdout holds its whole log."""
+def snakemake(workdir: Path, config: Path, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
+    """Run Snakemake on the repository's Snakefile in `workdir`; stdout holds its whole log.
+
+    `timeout` (seconds) guards a run that could hang: TimeoutExpired fails the test.
+    """
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(
         [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
          "--configfile", str(config), "--cores", "2", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=workdir,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=workdir, timeout=timeout,
     )
 
 
@@ -103,11 +106,13 @@ def test_data_rules_run_and_rerun_only_what_changed(tmp_path):
     assert set(np.unique(open_split(data / "acdc" / "test").masks)) == {0, 1, 2, 3}
     assert (tmp_path / "logs" / "prepare" / "acdc.log").is_file()
     assert "Nothing to be done" in snakemake(tmp_path, config, "-n").stdout
+    check_raw_releases_rerun_nothing(tmp_path, config)
+    check_a_nan_robustness_stops_the_online_walk(tmp_path, config)
     # downstream: every dataset x encoder file x mode x seed, read back as one hive-partitioned table
     scores = ds.dataset(tmp_path / "results" / "downstream", partitioning="hive").to_table().to_pandas()
     runs = scores.groupby(["dataset", "model", "scheme", "epoch", "mode", "seed"]).ngroups
     assert runs == 3 * 5 * 2 * 1, scores
-    assert set(scores["metric"]) == {"dice", "jaccard", "mcc", "ap", "hd95"}
+    assert set(scores["metric"]) == {"dice", "jaccard", "mcc", "ap", "hd95", "hd95_authors", "hd95_authors_skipped"}
     assert set(scores[scores["dataset"] == "acdc"]["class"]) == {"mean", "background", "rv_cavity", "myocardium", "lv_cavity"}
     history = pd.read_parquet(tmp_path / "results" / "downstream_history")
     assert len(history) == runs and history["test_dice"].notna().all()
@@ -141,6 +146,42 @@ def test_data_rules_run_and_rerun_only_what_changed(tmp_path):
     assert jobs.get("pretrain") == 2 and "init_encoder" not in jobs, dry.stdout
     segments = re.findall(r"rule pretrain:\n(?:.*\n)*?\s+wildcards: (.*)", dry.stdout)
     assert len(segments) == 2 and all("scheme=advanced" in wildcards for wildcards in segments), segments
+
+
+def check_raw_releases_rerun_nothing(workdir: Path, config: Path) -> None:
+    """In a finished run: moving a raw release (the config follows it), re-linking it or touching its files
+    schedules nothing; `--forcerun` re-prepares it from where the config points."""
+    raw, disk = workdir / "results" / "raw", workdir / "disk2"
+    disk.mkdir()
+    (raw / "covidqu").rename(disk / "covidqu")
+    datasets = {**TINY_CONFIG["datasets"], "covidqu": {**TINY_CONFIG["datasets"]["covidqu"], "raw": str(disk / "covidqu")}}
+    moved = write_config(workdir / "moved.yaml", dict(TINY_CONFIG, datasets=datasets))
+    for path in [*(disk / "covidqu").rglob("*"), disk / "covidqu", *(raw / "imagenet").rglob("*"), raw / "imagenet"]:
+        os.utime(path)  # newer than every output
+    (disk / "covidqu" / "notes.txt").write_text("a file the user added")
+    dry = snakemake(workdir, moved, "-n")
+    assert "Nothing to be done" in dry.stdout, dry.stdout
+    (raw / "covidqu").symlink_to(disk / "covidqu")  # the old path, re-linked
+    dry = snakemake(workdir, config, "-n")
+    assert "Nothing to be done" in dry.stdout, dry.stdout
+    forced = snakemake(workdir, moved, "-n", "-p", "results/data/covidqu/dataset.json", "--forcerun", "prepare_covidqu")
+    assert f"medseg prepare covidqu --raw {disk / 'covidqu'} " in forced.stdout, forced.stdout
+
+
+def check_a_nan_robustness_stops_the_online_walk(workdir: Path, config: Path) -> None:
+    """A robustness file whose main-variant score is NaN stops the online target with its name, not a hang."""
+    path = "results/robustness/dataset=covidqu/model=unet/scheme=simple/epoch=1/robustness.parquet"
+    target = "results/online/dataset=covidqu/model=unet/scheme=simple/mode=full/choice.json"
+    table = pd.read_parquet(workdir / path)
+    main = (table["distance"] == "cosine") & (table["margin"] == 0.5) & (table["level"] == "second_to_last") & ~table["pooled"]
+    assert main.sum() == 1
+    table.loc[main, "robustness"] = float("nan")
+    original, stat = (workdir / path).read_bytes(), (workdir / path).stat()
+    table.to_parquet(workdir / path)
+    dry = snakemake(workdir, config, "-n", target, timeout=120)
+    (workdir / path).write_bytes(original)
+    os.utime(workdir / path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the run is as it was
+    assert dry.returncode != 0 and f"{path}: the main variant's robustness is nan" in dry.stdout, dry.stdout
 
 
 def test_jobs_per_run_for_clusters_or_per_encoder_file(tmp_path):

@@ -7,7 +7,6 @@ import shlex
 from pathlib import Path
 
 from medseg.argtypes import int_at_least, positive_int
-from medseg.errors import MedsegError
 from medseg.audit import DEFAULT_ACCURACY, DEFAULT_DOWNSTREAM, DEFAULT_PRINTED, DEFAULT_ROBUSTNESS
 
 OUTPUTS = """\
@@ -75,13 +74,12 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    from medseg.atomic import atomic_file
+    from medseg.atomic import atomic_file, check_dir_target
     from medseg.audit.report import render
     from medseg.audit.run import run_audit
 
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise MedsegError(f"{out}: exists and is not a folder; pass a folder to --out")
+    check_dir_target(out)
     audit = run_audit(args.downstream_csv, args.robustness_csv, args.accuracy_csv, args.printed,
                       bootstrap=args.bootstrap, seed=args.seed)
     writers = {

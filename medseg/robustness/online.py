@@ -7,13 +7,18 @@ asks it which checkpoint comes next, one robustness file at a time (see workflow
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from medseg.atomic import atomic_file
 from medseg.errors import MedsegError
-from medseg.robustness.selection import main_variant, online_walk
+from medseg.robustness.selection import SCRATCH_EPOCH, main_variant, online_walk
+
+CELL_KEYS = ("dataset", "model", "scheme")  # what a walk's files share (besides the scratch encoder's scheme)
+SCRATCH_SCHEME = "scratch"
+
 
 def path_key(path: str | Path, key: str) -> str:
     """The value of a hive folder `key=value` in `path`."""
@@ -49,11 +54,51 @@ def main_score(path: str | Path, mode: str) -> float:
             f"{path} has no row for the main variant ({variant.distance}, margin {variant.margin:g}, "
             f"{variant.level}, {'pooled' if variant.pooled else 'unpooled'}); score it with margin {variant.margin:g} included"
         )
-    return float(row.robustness.iloc[0])
+    score = float(row.robustness.iloc[0])
+    if not math.isfinite(score):
+        # A NaN would read as "not scored yet" and the workflow would ask for the same file forever.
+        raise MedsegError(
+            f"{path}: the main variant's robustness is {score}, not a number the walk can compare; the file is "
+            "damaged or not written by `medseg robustness`: delete it and score the checkpoint again"
+        )
+    return score
+
+
+def cell_keys(path: str | Path) -> dict[str, str]:
+    """The dataset, model and scheme of a robustness or scores file, from its hive path."""
+    return {key: path_key(path, key) for key in CELL_KEYS}
+
+
+def shared_keys(files: Sequence[str | Path]) -> dict[str, str]:
+    """The (dataset, model, scheme) that every file belongs to; MedsegError naming two that differ.
+
+    The scratch encoder (scheme `scratch`, epoch 0) belongs to every scheme. Two files of the
+    same epoch are refused too: only one of them could be walked.
+    """
+    keys: dict[str, tuple[str, Path]] = {}
+    epochs: dict[int, Path] = {}
+    for path in map(Path, files):
+        epoch = epoch_of(path)
+        if epoch in epochs:
+            raise MedsegError(f"{epochs[epoch]} and {path} are both epoch {epoch}; give one file per checkpoint")
+        epochs[epoch] = path
+        for key, value in cell_keys(path).items():
+            if key == "scheme" and value == SCRATCH_SCHEME and epoch == SCRATCH_EPOCH:
+                continue
+            first = keys.setdefault(key, (value, path))
+            if first[0] != value:
+                raise MedsegError(
+                    f"{first[1]} and {path} are of different {key}s ({first[0]}, {value}); give the robustness "
+                    "files of one dataset, model and scheme"
+                )
+    return {key: value for key, (value, _) in keys.items()}
 
 
 def online_choice_record(checkpoints: Sequence[int], files: Iterable[str | Path], mode: str) -> dict:
-    """What `choice.json` holds: the kept checkpoint, the trail walked and the pretraining it cost."""
+    """What `choice.json` holds: the walk's dataset, model and scheme, the kept checkpoint, the trail
+    walked and the pretraining it cost."""
+    files = list(files)
+    keys = shared_keys(files)
     scores = {epoch_of(path): main_score(path, mode) for path in files}
     walk = online_walk(checkpoints, scores)
     if not walk.finished:
@@ -64,6 +109,7 @@ def online_choice_record(checkpoints: Sequence[int], files: Iterable[str | Path]
     variant = main_variant(mode)
     planned = max(checkpoints)
     return {
+        **keys,
         "mode": mode,
         "variant": {"distance": variant.distance, "margin": variant.margin, "level": variant.level, "pooled": variant.pooled},
         "chosen_epoch": walk.chosen,
@@ -74,12 +120,25 @@ def online_choice_record(checkpoints: Sequence[int], files: Iterable[str | Path]
     }
 
 
-def downstream_record(files: Sequence[str | Path], chosen_epoch: int, mode: str) -> dict:
-    """The kept checkpoint's downstream result: mean foreground Dice of each seed's run, and their mean."""
+def downstream_record(
+    files: Sequence[str | Path], chosen_epoch: int, mode: str, keys: dict[str, str] | None = None
+) -> dict:
+    """The kept checkpoint's downstream result: mean foreground Dice of each seed's run, and their mean.
+
+    `keys`: the walk's dataset, model and scheme, which every scores file must share.
+    """
     import pandas as pd
 
     runs = []
     for path in files:
+        if keys is not None:
+            other = {key: value for key, value in cell_keys(path).items() if value != keys[key]}
+            if other:
+                key, value = next(iter(other.items()))
+                raise MedsegError(
+                    f"{path} is of {key} {value}, but the robustness files are of {key} {keys[key]}; give the scores "
+                    "of the walked dataset, model and scheme"
+                )
         if epoch_of(path) != chosen_epoch or path_key(path, "mode") != mode:
             raise MedsegError(
                 f"{path} is a {path_key(path, 'mode')} run from epoch {epoch_of(path)}, but the online walk kept "

@@ -2,6 +2,7 @@
 # Plain Python only: this is parsed for every dry run and cluster job.
 
 import functools
+import os
 
 from snakemake.utils import validate
 
@@ -25,9 +26,45 @@ def prepared_files(splits):
     return files + ["results/data/{dataset}/dataset.json"]
 
 
-def raw_folder(wildcards):
-    """The raw release folder of a dataset (results/raw/... is made by `synthesize`)."""
-    return DATASETS[wildcards.dataset]["raw"]
+# Raw releases are read-only inputs that users move between disks, so they are neither inputs nor
+# tracked params of the prepare rules: touching, moving or re-linking one re-runs nothing (a changed
+# release is re-prepared on purpose: snakemake --forcerun prepare_acdc). The synthetic demo data is
+# ordered before preparation by a marker file that `synthesize` writes outside the raw folder.
+SYNTHETIC = config.get("synthetic")
+SYNTHETIC_MARKER = "results/synthetic/{dataset}.done"
+
+
+def raw_path(name):
+    """The configured raw folder of a dataset or of ImageNet."""
+    return config["imagenet"]["raw"] if name == "imagenet" else DATASETS[name]["raw"]
+
+
+def raw_release(wildcards, output):
+    """The raw folder of the job's dataset (no wildcard: ImageNet), for the command line only.
+
+    Taking `output` makes Snakemake count this param as derived from the job's files, and its
+    params trigger skips derived params: a new path string for the same release re-runs nothing.
+    """
+    return raw_path(getattr(wildcards, "dataset", "imagenet"))
+
+
+def raw_ready(wildcards):
+    """A prepare rule's input: the marker of the dataset's synthetic raw data, or nothing.
+
+    The marker's path does not depend on `raw`, so moving the synthetic folder re-runs nothing,
+    while re-synthesized data (a new preset or seed) is newer than the prepared files and is
+    re-prepared. A real release that is missing stops the DAG here, before any job, unless the
+    dataset is prepared already (its raw folder is not needed again).
+    """
+    name = getattr(wildcards, "dataset", "imagenet")
+    kind = "imagenet" if name == "imagenet" else DATASETS[name]["type"]
+    if SYNTHETIC is not None and name in SYNTHETIC_DATASETS and kind == name:
+        return SYNTHETIC_MARKER.format(dataset=name)
+    raw = raw_path(name)
+    if not os.path.isdir(raw) and not os.path.exists(f"results/data/{name}/dataset.json"):
+        key = "imagenet.raw" if name == "imagenet" else f"datasets.{name}.raw"
+        raise ValueError(f"config: {key}: {raw} is not a folder; give the path of the raw release")
+    return []
 
 
 def dataset_setting(key):
@@ -255,7 +292,8 @@ def _finished_online_walk(dataset, model, scheme, mode):
 
     `robustness` is a Snakemake checkpoint: asking for a file that does not exist yet stops this
     function, Snakemake builds that one file (and the pretraining segment behind it), then calls
-    the function again. So pretraining segments after the walk stops are never scheduled.
+    the function again. So pretraining segments after the walk stops are never scheduled. A file
+    whose score is not a finite number stops the workflow with its name (`main_score`).
     """
     from medseg.robustness.online import main_score
     from medseg.robustness.selection import online_walk
@@ -268,8 +306,11 @@ def _finished_online_walk(dataset, model, scheme, mode):
         job = dict(model=model, scheme=scheme, epoch=walk.needed)
         if not ONE_JOB_PER_ENCODER:
             job["dataset"] = dataset
+        path = ROBUSTNESS_FILE.format(**job, dataset=dataset)
+        if walk.needed in scores:  # never ask Snakemake for the same existing file forever
+            raise ValueError(f"{path}: the online walk cannot use its score {scores[walk.needed]}")
         checkpoints.robustness.get(**job)  # stops here until the file exists
-        scores[walk.needed] = main_score(ROBUSTNESS_FILE.format(**job, dataset=dataset), mode)
+        scores[walk.needed] = main_score(path, mode)
 
 
 def online_trail(wildcards):

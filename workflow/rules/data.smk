@@ -1,56 +1,66 @@
 # Raw releases -> results/data/{dataset}/{split}/ arrays + index.parquet (medseg prepare).
+# The raw folder is a param that Snakemake does not track (see `raw_release` in common.smk):
+# touching, moving or re-linking a release re-runs nothing; re-prepare one with --forcerun.
 
 
-rule synthesize:
-    output:
-        directory("results/raw/{dataset}"),
-    params:
-        preset=config["synthetic"]["preset"],
-        seed=config["synthetic"]["seed"],
-    wildcard_constraints:
-        dataset="|".join(SYNTHETIC_DATASETS),
-    log:
-        "logs/synthesize/{dataset}.log",
-    shell:
-        "medseg synth --out results/raw --only {wildcards.dataset} --preset {params.preset} --seed {params.seed} > {log} 2>&1"
+if SYNTHETIC is not None:
+
+    # The marker, not the folder, is what preparation waits for (see `raw_ready`).
+    rule synthesize:
+        output:
+            raw=directory("results/raw/{dataset}"),
+            marker=SYNTHETIC_MARKER,
+        params:
+            preset=SYNTHETIC["preset"],
+            seed=SYNTHETIC["seed"],
+        wildcard_constraints:
+            dataset="|".join(SYNTHETIC_DATASETS),
+        log:
+            "logs/synthesize/{dataset}.log",
+        shell:
+            "medseg synth --out results/raw --only {wildcards.dataset} --preset {params.preset} --seed {params.seed}"
+            " > {log} 2>&1 && touch {output.marker}"
 
 
 rule prepare_acdc:
     input:
-        raw=raw_folder,
+        raw_ready,
     output:
         prepared_files(["train", "test"]),
     params:
+        raw=raw_release,
         size=dataset_setting("size"),
     wildcard_constraints:
         dataset=datasets_of_type("acdc"),
     log:
         "logs/prepare/{dataset}.log",
     shell:
-        "medseg prepare acdc --raw {input.raw:q} --out results/data/{wildcards.dataset} --size {params.size} > {log} 2>&1"
+        "medseg prepare acdc --raw {params.raw:q} --out results/data/{wildcards.dataset} --size {params.size} > {log} 2>&1"
 
 
 rule prepare_covidqu:
     input:
-        raw=raw_folder,
+        raw_ready,
     output:
         prepared_files(["train", "test"]),
     params:
+        raw=raw_release,
         size=dataset_setting("size"),
     wildcard_constraints:
         dataset=datasets_of_type("covidqu"),
     log:
         "logs/prepare/{dataset}.log",
     shell:
-        "medseg prepare covidqu --raw {input.raw:q} --out results/data/{wildcards.dataset} --size {params.size} > {log} 2>&1"
+        "medseg prepare covidqu --raw {params.raw:q} --out results/data/{wildcards.dataset} --size {params.size} > {log} 2>&1"
 
 
 rule prepare_idrid:
     input:
-        raw=raw_folder,
+        raw_ready,
     output:
         prepared_files(["train", "test"]),
     params:
+        raw=raw_release,
         resize=dataset_setting("resize"),
         window=dataset_setting("window"),
         stride=dataset_setting("stride"),
@@ -60,16 +70,17 @@ rule prepare_idrid:
     log:
         "logs/prepare/{dataset}.log",
     shell:
-        "medseg prepare idrid --raw {input.raw:q} --out results/data/{wildcards.dataset} --resize {params.resize}"
+        "medseg prepare idrid --raw {params.raw:q} --out results/data/{wildcards.dataset} --resize {params.resize}"
         " --window {params.window} --stride {params.stride} --tile {params.tile} > {log} 2>&1"
 
 
 rule prepare_folder:
     input:
-        raw=raw_folder,
+        raw_ready,
     output:
         prepared_files(["train", "test"]),
     params:
+        raw=raw_release,
         classes=dataset_setting("classes"),
         size=dataset_setting("size"),
     wildcard_constraints:
@@ -77,20 +88,21 @@ rule prepare_folder:
     log:
         "logs/prepare/{dataset}.log",
     shell:
-        "medseg prepare folder --raw {input.raw:q} --out results/data/{wildcards.dataset}"
+        "medseg prepare folder --raw {params.raw:q} --out results/data/{wildcards.dataset}"
         " --classes {params.classes} --size {params.size} > {log} 2>&1"
 
 
 rule prepare_imagenet:
     input:
-        raw=config["imagenet"]["raw"],
+        raw_ready,
     output:
         "results/data/imagenet/train/index.parquet",
         "results/data/imagenet/val/index.parquet",
         "results/data/imagenet/dataset.json",
     params:
+        raw=raw_release,
         budget=imagenet_budget_options(),
     log:
         "logs/prepare/imagenet.log",
     shell:
-        "medseg prepare imagenet --raw {input.raw:q} --out results/data/imagenet {params.budget} > {log} 2>&1"
+        "medseg prepare imagenet --raw {params.raw:q} --out results/data/imagenet {params.budget} > {log} 2>&1"
