@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from medseg.argtypes import MIN_CLASSES, MIN_MODEL_IMAGE_SIZE, class_count, model_image_size, positive_float, positive_int
+from medseg.argtypes import MAX_MODEL_IMAGE_SIZE, MIN_CLASSES, MIN_MODEL_IMAGE_SIZE, class_count, model_image_size, positive_float, positive_int
 from medseg.models import MODEL_NAMES
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and the shapes of their encoder levels at a given image size.",
     )
     parser.add_argument("--image-size", type=model_image_size, default=224,
-                        help=f"square input size in pixels, at least {MIN_MODEL_IMAGE_SIZE} (default: 224)")
+                        help=f"square input size in pixels, {MIN_MODEL_IMAGE_SIZE} to {MAX_MODEL_IMAGE_SIZE} (default: 224)")
     parser.add_argument(
         "--width", type=positive_float, default=1.0,
         help="width multiplier: U-Net base width 64*w, ResNet stage widths *w, Swin embed dim 96*w (default: 1)",

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from medseg.argtypes import (
+    MAX_MODEL_IMAGE_SIZE,
     MIN_MODEL_IMAGE_SIZE,
     model_image_size,
     non_negative_float,
@@ -20,7 +21,7 @@ from medseg.pretrain import SCHEMES
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", choices=MODEL_NAMES, required=True, help="which model's encoder")
     parser.add_argument("--image-size", type=model_image_size, default=224,
-                        help=f"square input size in pixels, at least {MIN_MODEL_IMAGE_SIZE} (default: 224)")
+                        help=f"square input size in pixels, {MIN_MODEL_IMAGE_SIZE} to {MAX_MODEL_IMAGE_SIZE} (default: 224)")
     parser.add_argument("--width", type=positive_float, default=1.0,
                         help="width multiplier of the encoder, 1 = the paper's (default: 1)")
     parser.add_argument("--window-size", type=positive_int, default=7,
