@@ -49,7 +49,7 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("running (results depend on these only through floating-point rounding)")
     run.add_argument("--batch", type=positive_int, default=32,
                      help="samples per forward pass (default: 32); robustness values of different batch sizes "
-                     "differ by less than 1e-5")
+                     "differ in float32 rounding only (README: measured differences)")
     run.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
 

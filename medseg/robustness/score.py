@@ -10,7 +10,7 @@ Each sample's two views go through the encoder once each (eval mode, no gradient
 float32); every variant (distance x margin x level x pooled) comes from those two passes.
 Distances are float64 per sample and averaged in sample order, but the encoder's float32 output
 for one image can differ in its last bits with the batch shape (other kernels), so the batch
-size changes results in rounding only (tests/test_robustness_cli.py bounds it by 1e-5).
+size changes results in rounding only (tests/test_robustness_cli.py checks 1e-5 on its data).
 
 Streaming: only per-sample distances are kept, never all features (unless saving them). A
 sample's negative key is usually in another batch, so samples are processed along the cycles of
