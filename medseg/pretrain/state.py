@@ -66,7 +66,7 @@ def read_checked(path: Path, identity: dict[str, str]) -> dict:
 
 def save_scratch(encoder: Encoder, path: Path, seed: int) -> None:
     """Write the epoch-0 encoder of `seed` (what `medseg init` writes), marked as such in its metadata."""
-    encoder.save(path, about={"scheme": SCRATCH, "epoch": "0", "seed": str(seed)})
+    save_encoder(encoder, path, SCRATCH, 0, seed)
 
 
 def save_encoder(encoder: Encoder, path: Path, scheme: str, epoch: int, seed: int) -> None:
