@@ -30,8 +30,8 @@ from medseg.downstream.data import DeviceSplit, Task
 from medseg.downstream.settings import MODES, ModelBuild, Recipe, Run
 from medseg.downstream.train import Trainer
 from medseg.models import MODEL_NAMES, build_encoder
-from medseg.signals import StopSignals
 from medseg.robustness.encoders import inspect
+from medseg.signals import StopSignals
 
 CLASSES = ["background", "a", "b", "c"]
 
@@ -41,8 +41,9 @@ def fake_split(name: str, n: int, size: int, device: torch.device) -> DeviceSpli
     images = torch.rand(n, size, size, 1, generator=generator)
     masks = torch.randint(0, len(CLASSES), (n, size, size), generator=generator, dtype=torch.uint8)
     zeros = torch.zeros(n, dtype=torch.int64, device=device)
-    return DeviceSplit(name, images.to(device), masks.to(device), torch.arange(n, device=device), zeros, zeros,
-                       size, 1.0)
+    return DeviceSplit(
+        name, images.to(device), masks.to(device), torch.arange(n, device=device), zeros, zeros, size, 1.0
+    )
 
 
 def main() -> None:
@@ -63,13 +64,20 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    task = Task(Path("benchmark"), {"type": "acdc"}, CLASSES, args.image_size,
-                fake_split("train", args.images, args.image_size, device),
-                fake_split("test", args.test, args.image_size, device))
+    task = Task(
+        Path("benchmark"),
+        {"type": "acdc"},
+        CLASSES,
+        args.image_size,
+        fake_split("train", args.images, args.image_size, device),
+        fake_split("test", args.test, args.image_size, device),
+    )
     precision = "bf16 autocast, channels_last" if device.type == "cuda" else "fp32"
-    print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}; "
-          f"image {args.image_size}, width {args.width:g}, window {args.window_size}, batch {args.batch}, "
-          f"{args.images} images x {args.epochs} epochs, {precision}")
+    print(
+        f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}; "
+        f"image {args.image_size}, width {args.width:g}, window {args.window_size}, batch {args.batch}, "
+        f"{args.images} images x {args.epochs} epochs, {precision}"
+    )
     memory = "peak GPU (GiB)" if device.type == "cuda" else "peak RSS (MB)"
     print(f"{'model':<26}{'mode':<9}{'images/s':>10}{'test s':>8}{memory:>16}")
     with tempfile.TemporaryDirectory() as folder:
@@ -83,8 +91,9 @@ def main() -> None:
                 run = Run(mode, 0, out / "scores.parquet", out / "history.parquet", out / "resume.pt")
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
-                trainer = Trainer(task, info, spec, Recipe(args.epochs, args.batch), run, StopSignals(),
-                                  resume_minutes=1e9)
+                trainer = Trainer(
+                    task, info, spec, Recipe(args.epochs, args.batch), run, StopSignals(), resume_minutes=1e9
+                )
                 trainer.train()
                 history = pd.read_parquet(run.history)
                 rate = statistics.median(history.images_per_s.iloc[1:] if len(history) > 1 else history.images_per_s)

@@ -71,13 +71,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--model", action="append", help="only this model (repeatable)")
-    parser.add_argument("--scheme", action="append", choices=("simple", "advanced"), help="only this scheme (repeatable)")
+    parser.add_argument(
+        "--scheme", action="append", choices=("simple", "advanced"), help="only this scheme (repeatable)"
+    )
     args = parser.parse_args()
     config = yaml.safe_load(args.config.read_text())
     models, pretraining = config["models"], config["pretraining"]
     planned = max(pretraining["checkpoints"])
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.workers} loader worker(s), image "
-          f"{models['image_size']}, width {models['width']:g}, {args.epochs} epoch(s) of the {planned}-epoch demo schedule")
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s), {args.workers} loader worker(s), image "
+        f"{models['image_size']}, width {models['width']:g}, {args.epochs} epoch(s) of the {planned}-epoch demo schedule"
+    )
     print(f"{'model':<26}{'scheme':<10}{'images/s':>10}{'s/epoch':>10}")
     workers = WorkerMemory()
     workers.start()
@@ -92,18 +96,33 @@ def main() -> None:
             for scheme in args.scheme or ("simple", "advanced"):
                 recipe = pretraining[scheme][model]
                 settings = Settings(
-                    model, scheme, models["image_size"], models["width"], models["window_size"], models["seed"],
-                    planned, recipe["batch"], recipe["base_lr"], recipe["base_lr_batch"], recipe["warmup_epochs"],
-                    recipe["micro_batch"], workers=args.workers, threads=args.threads,
+                    model,
+                    scheme,
+                    models["image_size"],
+                    models["width"],
+                    models["window_size"],
+                    models["seed"],
+                    planned,
+                    recipe["batch"],
+                    recipe["base_lr"],
+                    recipe["base_lr_batch"],
+                    recipe["warmup_epochs"],
+                    recipe["micro_batch"],
+                    workers=args.workers,
+                    threads=args.threads,
                 )
                 out = tmp / model / scheme
                 loop.run(Job(settings, args.epochs, start, tmp / "imagenet", out, out / "history.parquet"), Context())
                 history = pd.read_parquet(out / "history.parquet")
-                print(f"{model:<26}{scheme:<10}{history['images_per_s'].mean():>10.1f}{history['seconds'].mean():>10.1f}")
+                print(
+                    f"{model:<26}{scheme:<10}{history['images_per_s'].mean():>10.1f}{history['seconds'].mean():>10.1f}"
+                )
     workers.stopped.set()
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak resident memory of the training process {own:.0f} MiB; "
-          f"largest private memory of a loader worker {workers.peak:.0f} MiB")
+    print(
+        f"peak resident memory of the training process {own:.0f} MiB; "
+        f"largest private memory of a loader worker {workers.peak:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -41,16 +41,20 @@ def main() -> None:
     parser.add_argument("--window-size", type=int, default=4)
     parser.add_argument("--images", type=int, default=256, help="images scored per run (default: 256)")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs after one warm-up run; 0: the warm-up run only")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed runs after one warm-up run; 0: the warm-up run only"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     split, windows = fake_split(args.images, args.image_size)
-    print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}; "
-          f"image {args.image_size}, width {args.width:g}, window {args.window_size}, batch {args.batch}, "
-          f"{args.images} images, fp32")
+    print(
+        f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}; "
+        f"image {args.image_size}, width {args.width:g}, window {args.window_size}, batch {args.batch}, "
+        f"{args.images} images, fp32"
+    )
     print(f"{'model':<26}{'images/s':>10}{'peak RSS (MB)':>15}")
     for name in args.model or MODEL_NAMES:
         encoder = build_encoder(name, args.image_size, args.width, args.window_size)

@@ -45,8 +45,10 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, image {args.image_size}, "
-          f"width {args.width:g}, window {args.window_size}, batch {args.batch}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, image {args.image_size}, "
+        f"width {args.width:g}, window {args.window_size}, batch {args.batch}"
+    )
     print(f"{'model':<26}{'full (s)':>10}{'decoder (s)':>13}")
     for name in MODEL_NAMES:
         full = step_seconds(name, args, frozen=False)

@@ -12,10 +12,10 @@ import logging
 import os
 import sys
 
-from medseg.errors import MedsegError
 from medseg.audit import cli as audit_cli
 from medseg.data import cli as prepare_cli
 from medseg.downstream import cli as downstream_cli
+from medseg.errors import MedsegError
 from medseg.models import cli as models_cli
 from medseg.pretrain import cli as pretrain_cli
 from medseg.robustness import cli as robustness_cli

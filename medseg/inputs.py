@@ -82,7 +82,9 @@ def read_windows(split: Split, windows: pd.DataFrame) -> np.ndarray:
     return np.stack(crops)
 
 
-def to_pixels(batch: np.ndarray | torch.Tensor, size: int, scale: float, device: torch.device | str = "cpu") -> torch.Tensor:
+def to_pixels(
+    batch: np.ndarray | torch.Tensor, size: int, scale: float, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """Stored (B, H, W, C) values to a float32 (B, 3, size, size) RGB batch in [0, 1] on `device`."""
     if isinstance(batch, np.ndarray) and not batch.flags.writeable:
         batch = np.array(batch)  # e.g. a slice of a read-only memory map: torch wants writable memory

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from medseg.robustness.selection import (
-    SCRATCH_EPOCH,
     MAIN_VARIANTS,
+    SCRATCH_EPOCH,
     offline_choice,
     online_walk,
 )
@@ -55,8 +55,20 @@ ROBUSTNESS_COLUMNS = ["dataset", "model", "scheme", "epoch", *VARIANT, "robustne
 ACCURACY_COLUMNS = ["model", "scheme", "epoch", "val_top1"]
 INDICATORS = ("robustness_offline", "robustness_online", "imagenet_accuracy", "no_pretraining")
 COLUMNS = [
-    *CELL, "indicator", *VARIANT, "main", "chosen_epoch", "chosen_dice", "best_epoch", "best_dice",
-    "tis", "tis_low", "tis_high", "pretrained_epochs", "complete", "notes",
+    *CELL,
+    "indicator",
+    *VARIANT,
+    "main",
+    "chosen_epoch",
+    "chosen_dice",
+    "best_epoch",
+    "best_dice",
+    "tis",
+    "tis_low",
+    "tis_high",
+    "pretrained_epochs",
+    "complete",
+    "notes",
 ]
 RANK_COLUMNS = [*CELL, "score", *VARIANT, "main", "n_checkpoints", "spearman", "kendall"]
 
@@ -171,8 +183,10 @@ def _score_lookup(table: pd.DataFrame, keys: list[str], value: str) -> dict[tupl
     repeated = table.duplicated([*keys, "epoch"])
     if repeated.any():
         row = table[repeated].iloc[0]
-        raise ValueError(f"the {value} table has {int(repeated.sum())} repeated rows, e.g. "
-                         + ", ".join(f"{k}={row[k]}" for k in [*keys, "epoch"]))
+        raise ValueError(
+            f"the {value} table has {int(repeated.sum())} repeated rows, e.g. "
+            + ", ".join(f"{k}={row[k]}" for k in [*keys, "epoch"])
+        )
     lookup: dict[tuple, dict[int, float]] = {}
     for *key, epoch, score in table[[*keys, "epoch", value]].itertuples(index=False):
         lookup.setdefault(tuple(key), {})[int(epoch)] = float(score)
@@ -246,11 +260,27 @@ def tis_table(
             notes = cell.notes + notes
             dice = cell.mean.get(chosen, float("nan"))
             low, high = cell.interval.get(chosen, (float("nan"), float("nan")))
-            rows.append((
-                dataset, model, scheme, mode, indicator, *variant,
-                None if variant[0] is None else _is_main(mode, variant),
-                chosen, dice, best_epoch, best_dice, dice / best_dice, low, high, pretrained, not notes, "; ".join(notes),
-            ))
+            rows.append(
+                (
+                    dataset,
+                    model,
+                    scheme,
+                    mode,
+                    indicator,
+                    *variant,
+                    None if variant[0] is None else _is_main(mode, variant),
+                    chosen,
+                    dice,
+                    best_epoch,
+                    best_dice,
+                    dice / best_dice,
+                    low,
+                    high,
+                    pretrained,
+                    not notes,
+                    "; ".join(notes),
+                )
+            )
 
         add("no_pretraining", SCRATCH_EPOCH, 0, [])
         if accuracy is not None:
@@ -334,18 +364,27 @@ def rank_table(
         dataset, model, scheme, mode = cell.key
         sources = [("robustness", variant, rob.get((dataset, model, scheme, *variant), {})) for variant in variants]
         if acc is not None:
-            sources.append(("imagenet_accuracy", (None, None, None, None),
-                            {SCRATCH_EPOCH: 0.0, **acc.get((model, scheme), {})}))
+            sources.append(
+                ("imagenet_accuracy", (None, None, None, None), {SCRATCH_EPOCH: 0.0, **acc.get((model, scheme), {})})
+            )
         for name, variant, scores in sources:
             both = [e for e in cell.epochs if e in cell.mean and e in scores]
             x = [scores[e] for e in both]
             y = [cell.mean[e] for e in both]
-            rows.append((
-                dataset, model, scheme, mode, name, *variant,
-                None if variant[0] is None else _is_main(mode, variant), len(both),
-                spearman(x, y) if len(both) > 1 else float("nan"),
-                kendall(x, y) if len(both) > 1 else float("nan"),
-            ))
+            rows.append(
+                (
+                    dataset,
+                    model,
+                    scheme,
+                    mode,
+                    name,
+                    *variant,
+                    None if variant[0] is None else _is_main(mode, variant),
+                    len(both),
+                    spearman(x, y) if len(both) > 1 else float("nan"),
+                    kendall(x, y) if len(both) > 1 else float("nan"),
+                )
+            )
     table = pd.DataFrame(rows, columns=RANK_COLUMNS)
     table["pooled"] = table["pooled"].astype("boolean")
     table["main"] = table["main"].astype("boolean")

@@ -10,7 +10,9 @@ import yaml
 from medseg.argtypes import MAX_MODEL_IMAGE_SIZE, MIN_MODEL_IMAGE_SIZE
 from medseg.cli import build_parser
 
-SCHEMA = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml").read_text())
+SCHEMA = yaml.safe_load(
+    (Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml").read_text()
+)
 DATASET = SCHEMA["$defs"]["dataset"]["properties"]
 IMAGENET = SCHEMA["properties"]["imagenet"]["properties"]
 PREPARE = ["prepare", "{kind}", "--raw", "r", "--out", "o"]
@@ -55,14 +57,37 @@ def test_class_names_follow_the_schema_pattern():
 
 def test_models_command_refuses_impossible_values():
     assert parses(["models", "--classes", "2"])
-    for argv in (["--classes", "1"], ["--classes", "0"], ["--image-size", "0"], ["--width", "0"], ["--window-size", "0"]):
+    for argv in (
+        ["--classes", "1"],
+        ["--classes", "0"],
+        ["--image-size", "0"],
+        ["--width", "0"],
+        ["--window-size", "0"],
+    ):
         assert not parses(["models", *argv])
 
 
 MODELS = SCHEMA["properties"]["models"]["properties"]
 RECIPE = SCHEMA["$defs"]["recipe"]["properties"]
-PRETRAIN = ["pretrain", "--model", "unet", "--scheme", "simple", "--epoch", "1", "--start", "s", "--data", "d",
-            "--out", "o", "--history", "h", "--planned-epochs", "2"]
+PRETRAIN = [
+    "pretrain",
+    "--model",
+    "unet",
+    "--scheme",
+    "simple",
+    "--epoch",
+    "1",
+    "--start",
+    "s",
+    "--data",
+    "d",
+    "--out",
+    "o",
+    "--history",
+    "h",
+    "--planned-epochs",
+    "2",
+]
 
 
 @pytest.mark.parametrize(
@@ -100,8 +125,19 @@ def test_resume_minutes_minimum_equals_schema():
 
 
 DOWNSTREAM = SCHEMA["properties"]["downstream"]["properties"]
-TRAIN = ["train", "--data", "d", "--encoder", "e.safetensors", "--model", "unet", "--scores", "s.parquet",
-         "--history", "h.parquet"]
+TRAIN = [
+    "train",
+    "--data",
+    "d",
+    "--encoder",
+    "e.safetensors",
+    "--model",
+    "unet",
+    "--scores",
+    "s.parquet",
+    "--history",
+    "h.parquet",
+]
 
 
 @pytest.mark.parametrize(
@@ -135,7 +171,14 @@ RANK = ["rank", "--data", "d", "e.safetensors"]
 @pytest.mark.parametrize("command", [["models"], PRETRAIN, TRAIN, ROBUSTNESS, RANK], ids=lambda command: command[0])
 def test_every_image_size_option_has_the_schema_limits(command):
     """One pair of constants bounds every --image-size, the schema's models.image_size and the encoder files."""
-    assert (MODELS["image_size"]["minimum"], MODELS["image_size"]["maximum"]) == (MIN_MODEL_IMAGE_SIZE, MAX_MODEL_IMAGE_SIZE)
-    for size, accepted in ((MIN_MODEL_IMAGE_SIZE - 1, False), (MIN_MODEL_IMAGE_SIZE, True),
-                           (MAX_MODEL_IMAGE_SIZE, True), (MAX_MODEL_IMAGE_SIZE + 1, False)):
+    assert (MODELS["image_size"]["minimum"], MODELS["image_size"]["maximum"]) == (
+        MIN_MODEL_IMAGE_SIZE,
+        MAX_MODEL_IMAGE_SIZE,
+    )
+    for size, accepted in (
+        (MIN_MODEL_IMAGE_SIZE - 1, False),
+        (MIN_MODEL_IMAGE_SIZE, True),
+        (MAX_MODEL_IMAGE_SIZE, True),
+        (MAX_MODEL_IMAGE_SIZE + 1, False),
+    ):
         assert parses([*command, "--image-size", str(size)]) == accepted, size

@@ -18,11 +18,11 @@ from medseg.downstream.evaluate import evaluate, mean_dice
 from medseg.downstream.recipe import make_optimizer, make_scheduler
 from medseg.downstream.settings import ModelBuild, Recipe, Run
 from medseg.downstream.train import HISTORY_COLUMNS, Trainer, build
+from medseg.errors import Interrupted
 from medseg.inputs import normalise, read_windows, to_labels, to_pixels
 from medseg.models import build_encoder
-from medseg.errors import Interrupted
-from medseg.signals import StopSignals
 from medseg.robustness.encoders import inspect
+from medseg.signals import StopSignals
 
 SIZE = 32
 
@@ -50,12 +50,23 @@ def acdc(prepared):
     return open_task(prepared / "acdc", SIZE)
 
 
-def make_trainer(task, encoder: Path, out: Path, *, model="unet", mode="full", seed=0, recipe=Recipe(1, 8),
-                 stop=None, **kwargs) -> Trainer:
+ONE_EPOCH = Recipe(1, 8)
+
+
+def make_trainer(
+    task, encoder: Path, out: Path, *, model="unet", mode="full", seed=0, recipe=ONE_EPOCH, stop=None, **kwargs
+) -> Trainer:
     info = inspect(encoder)
     run = Run(mode, seed, out / "scores.parquet", out / "history.parquet", out / ".scores.resume.pt")
-    return Trainer(task, info, ModelBuild(model, task.input_size, info.width, info.window_size), recipe, run,
-                   stop or StopSignals(), **kwargs)
+    return Trainer(
+        task,
+        info,
+        ModelBuild(model, task.input_size, info.width, info.window_size),
+        recipe,
+        run,
+        stop or StopSignals(),
+        **kwargs,
+    )
 
 
 def dice(scores: pd.DataFrame) -> float:
@@ -131,7 +142,9 @@ def test_idrid_trains_on_crops_of_its_windows_and_tests_on_tiles(prepared):
     windows = split.index.iloc[ids.numpy()]
     np.testing.assert_array_equal(images.numpy(), read_windows(split, windows))
     np.testing.assert_array_equal(
-        masks.numpy(), np.stack([split.masks[r.image, r.y0:r.y0 + 32, r.x0:r.x0 + 32] for r in windows.itertuples()]))
+        masks.numpy(),
+        np.stack([split.masks[r.image, r.y0 : r.y0 + 32, r.x0 : r.x0 + 32] for r in windows.itertuples()]),
+    )
     x, labels = task.train_batch(ids, torch.Generator().manual_seed(0))
     assert x.shape == (3, 3, 16, 16) and labels.shape == (3, 16, 16)
     x, labels = task.test_batch(torch.arange(4))
@@ -156,8 +169,14 @@ def encoder_state(trainer: Trainer) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("mode", ["decoder", "full"])
 def test_decoder_mode_keeps_the_encoder_and_its_batchnorm_statistics(acdc, encoders, tmp_path, mode):
-    trainer = make_trainer(acdc, encoders["resnet50_attention_unet"], tmp_path, model="resnet50_attention_unet",
-                           mode=mode, recipe=Recipe(1, 8))
+    trainer = make_trainer(
+        acdc,
+        encoders["resnet50_attention_unet"],
+        tmp_path,
+        model="resnet50_attention_unet",
+        mode=mode,
+        recipe=Recipe(1, 8),
+    )
     loaded = encoder_state(trainer)
     from safetensors.torch import load_file
 
@@ -220,8 +239,9 @@ def test_a_short_run_raises_test_dice_well_above_the_untrained_model(acdc, encod
 def test_same_seed_same_scores_other_seed_other_scores(acdc, encoders, tmp_path):
     runs = {}
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        runs[name] = make_trainer(acdc, encoders["swin_unet"], tmp_path / name, model="swin_unet", seed=seed,
-                                  recipe=Recipe(1, 8)).train()
+        runs[name] = make_trainer(
+            acdc, encoders["swin_unet"], tmp_path / name, model="swin_unet", seed=seed, recipe=Recipe(1, 8)
+        ).train()
     pd.testing.assert_frame_equal(runs["a"], runs["b"])
     assert not runs["a"].value.equals(runs["c"].value)
 
@@ -231,8 +251,13 @@ def test_same_seed_same_scores_other_seed_other_scores(acdc, encoders, tmp_path)
 
 def test_a_stop_mid_epoch_resumes_to_the_uninterrupted_result(acdc, encoders, tmp_path, monkeypatch):
     recipe = Recipe(3, 8, eval_every=2)
-    reference = make_trainer(acdc, encoders["resnet50_attention_unet"], tmp_path / "reference",
-                             model="resnet50_attention_unet", recipe=recipe)
+    reference = make_trainer(
+        acdc,
+        encoders["resnet50_attention_unet"],
+        tmp_path / "reference",
+        model="resnet50_attention_unet",
+        recipe=recipe,
+    )
     expected = reference.train()
     out = tmp_path / "stopped"
     real_batch = type(acdc).train_batch
@@ -246,22 +271,26 @@ def test_a_stop_mid_epoch_resumes_to_the_uninterrupted_result(acdc, encoders, tm
 
     monkeypatch.setattr(type(acdc), "train_batch", signalling)
     with StopSignals() as stop:
-        trainer = make_trainer(acdc, encoders["resnet50_attention_unet"], out, model="resnet50_attention_unet",
-                               recipe=recipe, stop=stop)
+        trainer = make_trainer(
+            acdc, encoders["resnet50_attention_unet"], out, model="resnet50_attention_unet", recipe=recipe, stop=stop
+        )
         with pytest.raises(Interrupted, match=r"stopped by SIGTERM at epoch 2, step 3 of 4"):
             trainer.train()
     assert (out / ".scores.resume.pt").is_file() and not (out / "scores.parquet").exists()
     monkeypatch.setattr(type(acdc), "train_batch", real_batch)
-    resumed = make_trainer(acdc, encoders["resnet50_attention_unet"], out, model="resnet50_attention_unet",
-                           recipe=recipe)
+    resumed = make_trainer(
+        acdc, encoders["resnet50_attention_unet"], out, model="resnet50_attention_unet", recipe=recipe
+    )
     assert (resumed.position.epoch, resumed.position.step) == (1, 3)
     pd.testing.assert_frame_equal(resumed.train(), expected)
     assert not (out / ".scores.resume.pt").exists()
     a, b = reference.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[key], b[key]) for key in a)
     columns = ["train_epoch", "lr", "train_loss", "test_dice"]
-    pd.testing.assert_frame_equal(pd.read_parquet(out / "history.parquet")[columns],
-                                  pd.read_parquet(tmp_path / "reference" / "history.parquet")[columns])
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out / "history.parquet")[columns],
+        pd.read_parquet(tmp_path / "reference" / "history.parquet")[columns],
+    )
 
 
 def test_the_resume_file_is_written_every_resume_minutes_and_removed_at_the_end(acdc, encoders, tmp_path, monkeypatch):
@@ -307,8 +336,11 @@ def test_weights_made_non_finite_by_an_update_stop_the_run_though_the_loss_is_fi
     trainer.optimizer.register_step_post_hook(overflowing)
     from medseg.finite import NonFinite
 
-    with pytest.raises(NonFinite, match=r"non-finite weights \(decoder.head.weight\) after the update at epoch 1, "
-                                        r"step 3 of 4 \(optimizer step 3 of 4\)"):
+    with pytest.raises(
+        NonFinite,
+        match=r"non-finite weights \(decoder.head.weight\) after the update at epoch 1, "
+        r"step 3 of 4 \(optimizer step 3 of 4\)",
+    ):
         trainer.train()
     # Resume files were written after steps 1 and 2 (every step: 0 minutes), never after the broken one.
     assert [p.name for p in tmp_path.iterdir()] == [".scores.resume.pt"]

@@ -42,9 +42,26 @@ def encoders(tmp_path_factory) -> dict[str, Path]:
 
 
 def args(data: Path, encoder: Path, out: Path, *extra: str, model: str = "unet") -> list[str]:
-    return ["train", "--data", str(data), "--encoder", str(encoder), "--model", model, "--scores",
-            str(out / "scores.parquet"), "--history", str(out / "history.parquet"), "--epochs", "1", "--batch", "8",
-            "--threads", "1", *extra]
+    return [
+        "train",
+        "--data",
+        str(data),
+        "--encoder",
+        str(encoder),
+        "--model",
+        model,
+        "--scores",
+        str(out / "scores.parquet"),
+        "--history",
+        str(out / "history.parquet"),
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--threads",
+        "1",
+        *extra,
+    ]
 
 
 def error_line(capsys) -> str:
@@ -83,19 +100,34 @@ def test_several_modes_and_seeds_in_one_process_equal_single_runs(prepared, enco
             assert (tmp_path / "many" / f"mode={mode}" / f"seed={seed}" / "scores.parquet").is_file()
     single = tmp_path / "single"
     assert main(args(data, encoder, single, "--mode", "decoder", "--seed", "1")) == 0
-    pd.testing.assert_frame_equal(pd.read_parquet(single / "scores.parquet"),
-                                  pd.read_parquet(tmp_path / "many" / "mode=decoder" / "seed=1" / "scores.parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(single / "scores.parquet"),
+        pd.read_parquet(tmp_path / "many" / "mode=decoder" / "seed=1" / "scores.parquet"),
+    )
 
 
 def test_several_datasets_in_one_process_equal_single_runs(prepared, encoders, tmp_path):
     encoder = encoders["unet"]
     both = tmp_path / "both" / "dataset={dataset}"
-    assert main(["train", "--data", str(prepared / "acdc"), str(prepared / "covidqu"), *args(prepared / "acdc", encoder, both)[3:]]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(prepared / "acdc"),
+                str(prepared / "covidqu"),
+                *args(prepared / "acdc", encoder, both)[3:],
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "both" / "dataset=acdc" / "scores.parquet").is_file()
     single = tmp_path / "single"
     assert main(args(prepared / "covidqu", encoder, single)) == 0
-    pd.testing.assert_frame_equal(pd.read_parquet(single / "scores.parquet"),
-                                  pd.read_parquet(tmp_path / "both" / "dataset=covidqu" / "scores.parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(single / "scores.parquet"),
+        pd.read_parquet(tmp_path / "both" / "dataset=covidqu" / "scores.parquet"),
+    )
 
 
 def damaged_acdc(prepared: Path, tmp_path: Path, classes: list[str]) -> Path:
@@ -111,8 +143,11 @@ def damaged_acdc(prepared: Path, tmp_path: Path, classes: list[str]) -> Path:
     [
         ("other model", r"holds a swin_unet encoder \(width 0.25, window 4; medseg file\), but --model is unet"),
         ("other width", r"holds a unet encoder \(width 0.25; medseg file\), but --width is 0.5"),
-        ("class names", r"dataset.json has 4 classes \['background', .*\], but 2 classes \['background', 'rv'\] were "
-                        r"expected \(--classes\)"),
+        (
+            "class names",
+            r"dataset.json has 4 classes \['background', .*\], but 2 classes \['background', 'rv'\] were "
+            r"expected \(--classes\)",
+        ),
         ("class ids", r"masks.npy holds class id 3, but .*dataset.json lists 2 classes \(ids 0-1\)"),
         ("imagenet", r"is prepared ImageNet"),
         ("suffix", r"--scores .*scores.csv: expected a file name ending in .parquet"),
@@ -192,12 +227,15 @@ def test_sigterm_then_rerun_gives_the_uninterrupted_result(prepared, encoders, t
     assert (out / ".scores.resume.pt").is_file() and not (out / "scores.parquet").exists()
     assert main(args(data, encoder, out, *recipe, "--save-model", str(out / "model.safetensors"))) == 0
     assert not (out / ".scores.resume.pt").exists()
-    pd.testing.assert_frame_equal(pd.read_parquet(out / "scores.parquet"), pd.read_parquet(reference / "scores.parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out / "scores.parquet"), pd.read_parquet(reference / "scores.parquet")
+    )
     expected, got = load_file(reference / "model.safetensors"), load_file(out / "model.safetensors")
     assert expected.keys() == got.keys() and all(torch.equal(expected[key], got[key]) for key in expected)
     columns = ["train_epoch", "lr", "train_loss", "test_dice"]
-    pd.testing.assert_frame_equal(pd.read_parquet(out / "history.parquet")[columns],
-                                  pd.read_parquet(reference / "history.parquet")[columns])
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out / "history.parquet")[columns], pd.read_parquet(reference / "history.parquet")[columns]
+    )
 
 
 def test_a_huge_learning_rate_fails_with_one_line_and_writes_nothing(prepared, encoders, tmp_path, capsys):
@@ -227,8 +265,7 @@ def trained_runs(log: str) -> list[str]:
     return re.findall(r"training unet \((\w+, seed \d)\)", log)
 
 
-def test_a_multi_run_job_interrupted_in_its_third_run_trains_only_that_run_again(prepared, encoders, tmp_path,
-                                                                                 caplog):
+def test_a_multi_run_job_interrupted_in_its_third_run_trains_only_that_run_again(prepared, encoders, tmp_path, caplog):
     data, encoder = prepared / "acdc", encoders["unet"]
     runs = ["--seed", "0", "1", "2", "--epochs", "2", "--eval-every", "1"]
     assert main(args(data, encoder, tmp_path / "reference" / "seed={seed}", *runs)) == 0
@@ -257,14 +294,18 @@ def test_a_multi_run_job_interrupted_in_its_third_run_trains_only_that_run_again
     for seed in (0, 1, 2):
         folder, reference = job / f"seed={seed}", tmp_path / "reference" / f"seed={seed}"
         assert sorted(p.name for p in folder.iterdir()) == ["history.parquet", "scores.parquet"]  # records removed
-        pd.testing.assert_frame_equal(pd.read_parquet(folder / "scores.parquet"),
-                                      pd.read_parquet(reference / "scores.parquet"))
-        pd.testing.assert_frame_equal(pd.read_parquet(folder / "history.parquet")[columns],
-                                      pd.read_parquet(reference / "history.parquet")[columns])
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(folder / "scores.parquet"), pd.read_parquet(reference / "scores.parquet")
+        )
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(folder / "history.parquet")[columns],
+            pd.read_parquet(reference / "history.parquet")[columns],
+        )
 
 
-def test_finished_run_records_restore_the_model_and_other_settings_train_again(prepared, encoders, tmp_path, caplog,
-                                                                               monkeypatch):
+def test_finished_run_records_restore_the_model_and_other_settings_train_again(
+    prepared, encoders, tmp_path, caplog, monkeypatch
+):
     from medseg.downstream import train
     from medseg.errors import Interrupted
 
@@ -276,8 +317,9 @@ def test_finished_run_records_restore_the_model_and_other_settings_train_again(p
         real_epoch(self, epoch)
 
     out = tmp_path / "seed={seed}"
-    command = args(prepared / "covidqu", encoders["unet"], out, "--seed", "0", "1",
-                   "--save-model", str(out / "model.safetensors"))
+    command = args(
+        prepared / "covidqu", encoders["unet"], out, "--seed", "0", "1", "--save-model", str(out / "model.safetensors")
+    )
     monkeypatch.setattr(train.Trainer, "_train_epoch", interrupted_in_seed_1)
     assert main(command) == 75
     first = load_file(tmp_path / "seed=0" / "model.safetensors")
@@ -290,8 +332,11 @@ def test_finished_run_records_restore_the_model_and_other_settings_train_again(p
     assert trained_runs(caplog.text) == ["full, seed 1"]
     restored = load_file(tmp_path / "seed=0" / "model.safetensors")
     assert first.keys() == restored.keys() and all(torch.equal(first[key], restored[key]) for key in first)
-    assert sorted(p.name for p in (tmp_path / "seed=0").iterdir()) == ["history.parquet", "model.safetensors",
-                                                                       "scores.parquet"]
+    assert sorted(p.name for p in (tmp_path / "seed=0").iterdir()) == [
+        "history.parquet",
+        "model.safetensors",
+        "scores.parquet",
+    ]
     # A record of other settings (here the learning rate) is not this run's result: trained again.
     monkeypatch.setattr(train.Trainer, "_train_epoch", interrupted_in_seed_1)
     assert main(command) == 75
@@ -299,5 +344,6 @@ def test_finished_run_records_restore_the_model_and_other_settings_train_again(p
     caplog.clear()
     assert main([*command, "--lr", "0.01"]) == 0
     assert trained_runs(caplog.text) == ["full, seed 0", "full, seed 1"]
-    assert re.search(r"ignoring the finished-run record .*seed=0/.scores.finished.pt of a different run: .*lr",
-                     caplog.text)
+    assert re.search(
+        r"ignoring the finished-run record .*seed=0/.scores.finished.pt of a different run: .*lr", caplog.text
+    )

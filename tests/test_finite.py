@@ -24,8 +24,11 @@ def test_a_non_finite_weight_or_buffer_is_named(bad):
     with torch.no_grad():
         model[1].running_var[1] = bad
     assert non_finite_tensor(model) == "1.running_var"
-    with pytest.raises(NonFinite, match=r"^non-finite weights \(1\.running_var\) after the update at epoch 3, "
-                                        r"update 7 of 9; lower the learning rate$"):
+    with pytest.raises(
+        NonFinite,
+        match=r"^non-finite weights \(1\.running_var\) after the update at epoch 3, "
+        r"update 7 of 9; lower the learning rate$",
+    ):
         check_finite(0.25, model, "epoch 3, update 7 of 9", "lower the learning rate")
 
 

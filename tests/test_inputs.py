@@ -48,7 +48,9 @@ def test_idrid_training_images_are_cut_like_the_test_split(prepared):
     first_test_image = test[test.image == 0]
     for image in range(n_images):
         mine = windows[windows.image == image].reset_index(drop=True)
-        assert mine[["y0", "x0", "height", "width"]].equals(first_test_image[["y0", "x0", "height", "width"]].reset_index(drop=True))
+        assert mine[["y0", "x0", "height", "width"]].equals(
+            first_test_image[["y0", "x0", "height", "width"]].reset_index(drop=True)
+        )
         assert mine.tile_row.tolist() == first_test_image.window_row.tolist()
         assert mine.tile_col.tolist() == first_test_image.window_col.tolist()
     # The tiles partition each image.
@@ -80,8 +82,11 @@ def test_resizing_is_bilinear_and_stays_in_range():
     rgb = np.random.default_rng(0).integers(0, 256, size=(2, 8, 8, 3), dtype=np.uint8)
     x = to_pixels(rgb, 6, 255.0)
     expected = F.interpolate(
-        torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 255, size=(6, 6), mode="bilinear",
-        align_corners=False, antialias=True,
+        torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 255,
+        size=(6, 6),
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
     )
     torch.testing.assert_close(x, expected)
     assert x.min() >= 0 and x.max() <= 1

@@ -80,7 +80,11 @@ def test_batch_equals_per_image_reference_loop():
     batch = apply_jitter(x, factors)
     for i in range(len(x)):
         expected = _reference(
-            x[i], float(factors.brightness[i]), float(factors.contrast[i]), float(factors.saturation[i]), float(factors.hue[i])
+            x[i],
+            float(factors.brightness[i]),
+            float(factors.contrast[i]),
+            float(factors.saturation[i]),
+            float(factors.hue[i]),
         )
         torch.testing.assert_close(batch[i], expected, atol=2e-6, rtol=0)
 
@@ -89,12 +93,16 @@ def test_extreme_factors_against_reference_loop():
     """The ends of the ranges, where clamping and the hue wrap-around matter."""
     x = _images(n=4, seed=5)
     factors = JitterFactors(
-        torch.tensor([1.1, 0.9, 1.1, 0.9]), torch.tensor([1.05, 0.95, 0.95, 1.05]),
-        torch.tensor([1.1, 0.9, 0.9, 1.1]), torch.tensor([0.05, -0.05, 0.0, -0.05]),
+        torch.tensor([1.1, 0.9, 1.1, 0.9]),
+        torch.tensor([1.05, 0.95, 0.95, 1.05]),
+        torch.tensor([1.1, 0.9, 0.9, 1.1]),
+        torch.tensor([0.05, -0.05, 0.0, -0.05]),
     )
     batch = apply_jitter(x, factors)
     for i in range(len(x)):
-        expected = _reference(x[i], *(float(f[i]) for f in (factors.brightness, factors.contrast, factors.saturation, factors.hue)))
+        expected = _reference(
+            x[i], *(float(f[i]) for f in (factors.brightness, factors.contrast, factors.saturation, factors.hue))
+        )
         torch.testing.assert_close(batch[i], expected, atol=2e-6, rtol=0)
     assert batch.min() >= 0 and batch.max() <= 1
 
@@ -122,14 +130,22 @@ def test_identity_factors_change_nothing():
 def test_each_step_alone_equals_torchvision(step):
     """One step at a time, Algorithm 3 equals torchvision's functional op with the same factor."""
     x = _images(n=3, seed=7)
-    values = {"brightness": [1.1, 0.9, 1.03], "contrast": [1.05, 0.95, 1.01],
-              "saturation": [1.1, 0.9, 0.97], "hue": [0.05, -0.05, 0.02]}[step]
+    values = {
+        "brightness": [1.1, 0.9, 1.03],
+        "contrast": [1.05, 0.95, 1.01],
+        "saturation": [1.1, 0.9, 0.97],
+        "hue": [0.05, -0.05, 0.02],
+    }[step]
     identity = identity_factors(3)
     fields = {name: getattr(identity, name) for name in ("brightness", "contrast", "saturation", "hue")}
     fields[step] = torch.tensor(values)
     ours = apply_jitter(x, JitterFactors(**fields))
-    op = {"brightness": TF.adjust_brightness, "contrast": TF.adjust_contrast,
-          "saturation": TF.adjust_saturation, "hue": TF.adjust_hue}[step]
+    op = {
+        "brightness": TF.adjust_brightness,
+        "contrast": TF.adjust_contrast,
+        "saturation": TF.adjust_saturation,
+        "hue": TF.adjust_hue,
+    }[step]
     for i, value in enumerate(values):
         torch.testing.assert_close(ours[i], op(x[i], value), atol=2e-6, rtol=0)
 
@@ -141,7 +157,9 @@ def test_hsv_conversions_match_colorsys():
         for y in range(x.shape[2]):
             for col in range(x.shape[3]):
                 expected = colorsys.rgb_to_hsv(*x[b, :, y, col].tolist())
-                torch.testing.assert_close(hsv[b, :, y, col], torch.tensor(expected, dtype=torch.float32), atol=1e-6, rtol=0)
+                torch.testing.assert_close(
+                    hsv[b, :, y, col], torch.tensor(expected, dtype=torch.float32), atol=1e-6, rtol=0
+                )
     torch.testing.assert_close(hsv_to_rgb(hsv), x, atol=1e-6, rtol=0)
     wrapped = hsv.clone()
     wrapped[:, 0] = 1.0  # hue 1 is hue 0

@@ -126,11 +126,13 @@ def test_swin_levels_are_taken_after_the_blocks_as_in_the_authors_code():
     def keep(name):
         def hook(module, inputs, output):
             out[name] = output
+
         return hook
 
     def keep_inputs(name):
         def hook(module, inputs):
             out[name] = inputs
+
         return hook
 
     hooks = [encoder.patch_embed.register_forward_hook(keep("embed")), encoder.norm.register_forward_hook(keep("norm"))]
@@ -384,7 +386,9 @@ def test_swin_init(full_size):
     special = {model.encoder.patch_embed.proj.weight, model.decoder.final_expand.expand.weight}
     checked = 0
     for layer_name, layer in model.named_modules():
-        weight = layer.relative_position_bias_table if isinstance(layer, WindowAttention) else getattr(layer, "weight", None)
+        weight = (
+            layer.relative_position_bias_table if isinstance(layer, WindowAttention) else getattr(layer, "weight", None)
+        )
         if isinstance(layer, (nn.Linear, nn.Conv2d, WindowAttention)) and weight not in special:
             assert weight.abs().max() <= 2, layer_name
             if weight.numel() >= 500:
@@ -446,16 +450,22 @@ def test_parameter_counts(full_size):
 
     dims, heads = [96, 192, 384, 768], [3, 6, 12, 24]
     swin_encoder = (
-        3 * 16 * 96 + 96 + 2 * 96  # patch embedding: 4x4 conv, LayerNorm
+        3 * 16 * 96
+        + 96
+        + 2 * 96  # patch embedding: 4x4 conv, LayerNorm
         + sum(2 * _swin_block(d, h) for d, h in zip(dims, heads))
         + sum(8 * d * d + 8 * d for d in dims[:3])  # patch merging: LayerNorm(4d), 4d->2d
         + 2 * 768  # final LayerNorm
     )
     swin_decoder = (
-        768 * 1536 + 2 * 384  # bottleneck patch expanding
+        768 * 1536
+        + 2 * 384  # bottleneck patch expanding
         + sum(2 * d * d + d + 2 * _swin_block(d, h) for d, h in zip(dims[:3], heads[:3]))  # concat linear, blocks
         + sum(2 * d * d + d for d in (384, 192))  # patch expanding
-        + 2 * 96 + 96 * 16 * 96 + 2 * 96 + 96 * c  # LayerNorm, final 4x patch expanding, 1x1 projection
+        + 2 * 96
+        + 96 * 16 * 96
+        + 2 * 96
+        + 96 * c  # LayerNorm, final 4x patch expanding, 1x1 projection
     )
     assert (_count(swin.encoder), _count(swin.decoder)) == (swin_encoder, swin_decoder) == (20_413_386, 6_755_034)
     assert round(_count(swin) / 1e6, 2) == 27.17
@@ -497,7 +507,7 @@ def test_patch_expanding_unfolds_channels_row_offset_first():
     for i in range(scale):
         for j in range(scale):
             start = (i * scale + j) * out_dim
-            assert torch.equal(y[:, i::scale, j::scale], x[..., start:start + out_dim])
+            assert torch.equal(y[:, i::scale, j::scale], x[..., start : start + out_dim])
 
 
 # --- the `medseg models` subcommand --------------------------------------------------------

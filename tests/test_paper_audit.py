@@ -16,8 +16,10 @@ from medseg.errors import MedsegError
 from medseg.tis import COLUMNS
 
 ROBUSTNESS_HEADER = "dataset,metric,margin,encoder,pretraining_scheme,pooled,level,pretraining_length,robustness\n"
-DOWNSTREAM_HEADER = ("model,dataset,pretraining length,ImageNet accuracy,freeze encoder,pretraining scheme,seed,"
-                     "dice index,mean dice index\n")
+DOWNSTREAM_HEADER = (
+    "model,dataset,pretraining length,ImageNet accuracy,freeze encoder,pretraining scheme,seed,"
+    "dice index,mean dice index\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +29,19 @@ def audit():
 
 def test_the_stored_hinge_becomes_eq3_and_levels_count_from_the_first(tmp_path):
     path = tmp_path / "robustness.csv"
-    path.write_text(ROBUSTNESS_HEADER + "\n".join([
-        "COVID-QU,cosine_distance,0.5,swin_transformer,advanced_training,True,4,20,0.125",
-        "COVID-QU,cosine_distance,0.5,swin_transformer,advanced_training,True,3,20,0.25",
-        "ACDC,inv_pearson_corr,0.25,u-net_encoder,simple_training,False,5,300,0.0",
-        "ACDC,l2_loss,0.25,resnet50,simple_training,False,4,1,1.5",
-        "ACDC,l2_loss,0.25,resnet50,simple_training,False,2,1,0.5",  # neither last nor second-to-last
-    ]) + "\n")
+    path.write_text(
+        ROBUSTNESS_HEADER
+        + "\n".join(
+            [
+                "COVID-QU,cosine_distance,0.5,swin_transformer,advanced_training,True,4,20,0.125",
+                "COVID-QU,cosine_distance,0.5,swin_transformer,advanced_training,True,3,20,0.25",
+                "ACDC,inv_pearson_corr,0.25,u-net_encoder,simple_training,False,5,300,0.0",
+                "ACDC,l2_loss,0.25,resnet50,simple_training,False,4,1,1.5",
+                "ACDC,l2_loss,0.25,resnet50,simple_training,False,2,1,0.5",  # neither last nor second-to-last
+            ]
+        )
+        + "\n"
+    )
     table = read_robustness(path)
     assert table["robustness"].tolist() == [0.875, 0.75, 1.0, -0.5]
     assert table["hinge_mean"].tolist() == [0.125, 0.25, 0.0, 1.5]
@@ -45,15 +53,36 @@ def test_the_stored_hinge_becomes_eq3_and_levels_count_from_the_first(tmp_path):
 
 def test_downstream_names_and_dice_column_per_dataset(tmp_path):
     path = tmp_path / "downstream.csv"
-    path.write_text(DOWNSTREAM_HEADER + "\n".join([
-        "basic U-Net,ACDC,0,0.001,False,simple,123124,,0.8",
-        "Swin U-Net,COVIDQUDataset,5,0.1,True,advanced,123125,0.7,",
-    ]) + "\n")
+    path.write_text(
+        DOWNSTREAM_HEADER
+        + "\n".join(
+            [
+                "basic U-Net,ACDC,0,0.001,False,simple,123124,,0.8",
+                "Swin U-Net,COVIDQUDataset,5,0.1,True,advanced,123125,0.7,",
+            ]
+        )
+        + "\n"
+    )
     runs = read_downstream(path)
     assert runs.to_dict("records") == [
-        {"dataset": "acdc", "model": "unet", "scheme": "scratch", "epoch": 0, "mode": "full", "seed": 123124, "dice": 0.8},
-        {"dataset": "covidqu", "model": "swin_unet", "scheme": "advanced", "epoch": 5, "mode": "decoder",
-         "seed": 123125, "dice": 0.7},
+        {
+            "dataset": "acdc",
+            "model": "unet",
+            "scheme": "scratch",
+            "epoch": 0,
+            "mode": "full",
+            "seed": 123124,
+            "dice": 0.8,
+        },
+        {
+            "dataset": "covidqu",
+            "model": "swin_unet",
+            "scheme": "advanced",
+            "epoch": 5,
+            "mode": "decoder",
+            "seed": 123125,
+            "dice": 0.7,
+        },
     ]
 
 
@@ -75,9 +104,17 @@ def test_unknown_names_and_missing_columns_are_one_line_errors(tmp_path):
 
 def test_authors_alignment_shifts_the_advanced_scheme_only():
     epochs = [0, 1, 5, 300]
-    runs = pd.DataFrame({"dataset": "d", "model": "m", "mode": "full", "seed": 1,
-                         "scheme": ["scratch", "simple", "simple", "advanced", "advanced", "advanced"],
-                         "epoch": [0, 1, 5, 1, 5, 300], "dice": [0.0, 0.1, 0.5, 1.1, 1.5, 1.3]})
+    runs = pd.DataFrame(
+        {
+            "dataset": "d",
+            "model": "m",
+            "mode": "full",
+            "seed": 1,
+            "scheme": ["scratch", "simple", "simple", "advanced", "advanced", "advanced"],
+            "epoch": [0, 1, 5, 1, 5, 300],
+            "dice": [0.0, 0.1, 0.5, 1.1, 1.5, 1.3],
+        }
+    )
     aligned = align_authors(runs, epochs)
     advanced = aligned[aligned["scheme"] == "advanced"].set_index("epoch")["dice"].to_dict()
     assert advanced == {0: 1.1, 1: 1.5, 5: 1.3, 300: 0.0}
@@ -89,8 +126,14 @@ def test_the_transcription_covers_every_printed_table():
     printed = read_printed(DEFAULT_PRINTED)
     assert len(printed) == 558
     sizes = printed.groupby("table").size().to_dict()
-    assert sizes == {"3(a)": 24, "3(b)": 24, "4": 30, "5": 24, "6": 24,
-                     **{f"B.{i}({p})": 72 for i in (1, 2, 3) for p in "ab"}}
+    assert sizes == {
+        "3(a)": 24,
+        "3(b)": 24,
+        "4": 30,
+        "5": 24,
+        "6": 24,
+        **{f"B.{i}({p})": 72 for i in (1, 2, 3) for p in "ab"},
+    }
     assert set(printed["table"]) == set(TABLES) and set(printed["row"]) <= set(ROWS)
     assert printed["value"].str.fullmatch(r"[01]\.\d{3}").all()
     assert not printed.duplicated(["table", "row", "column"]).any()

@@ -1,12 +1,11 @@
 import numpy as np
 import pytest
+from conftest import SIZE
 
 from medseg.data.acdc import CLASSES, normalise, read_info
 from medseg.data.readers import read_nifti
 from medseg.data.resize import resize_image, resize_labels
 from medseg.data.store import open_split, read_meta
-
-from conftest import SIZE
 
 
 def patients(raw, folder):

@@ -1,9 +1,8 @@
 import numpy as np
+from conftest import SIZE
 
 from medseg.data.covidqu import TOP
 from medseg.data.store import open_split, read_meta
-
-from conftest import SIZE
 
 
 def test_covid_subset_splits(raw, prepared):

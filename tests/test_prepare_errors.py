@@ -8,6 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import IDRID_GEOMETRY
 from PIL import Image
 
 from medseg.data.acdc import prepare_acdc
@@ -15,8 +16,6 @@ from medseg.data.covidqu import TOP, prepare_covidqu
 from medseg.data.idrid import prepare_idrid
 from medseg.data.imagenet import prepare_imagenet
 from medseg.errors import DataError
-
-from conftest import IDRID_GEOMETRY
 
 
 def first_patient(acdc: Path) -> Path:

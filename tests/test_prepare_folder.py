@@ -112,7 +112,9 @@ def test_16_bit_images_equal_their_8_bit_originals(folder_dataset, tmp_path):
         Image.fromarray(values).save(image)
     prepare(folder_dataset, tmp_path / "sixteen")
     for split in ("train", "test"):
-        assert np.array_equal(open_split(tmp_path / "eight" / split).images, open_split(tmp_path / "sixteen" / split).images)
+        assert np.array_equal(
+            open_split(tmp_path / "eight" / split).images, open_split(tmp_path / "sixteen" / split).images
+        )
 
 
 @pytest.mark.parametrize(
@@ -141,7 +143,17 @@ def test_non_utf8_splits_csv(folder_dataset, tmp_path, capsys):
     path = folder_dataset / "splits.csv"
     path.write_bytes(path.read_bytes() + "caf\xe9.png,train\n".encode("latin-1"))
     line = path.read_bytes().count(b"\n")
-    argv = ["prepare", "folder", "--raw", str(folder_dataset), "--out", str(tmp_path / "out"), "--classes", "background", "lesion"]
+    argv = [
+        "prepare",
+        "folder",
+        "--raw",
+        str(folder_dataset),
+        "--out",
+        str(tmp_path / "out"),
+        "--classes",
+        "background",
+        "lesion",
+    ]
     assert main(argv) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert error[-1] == f"medseg: error: {path}, line {line}: not UTF-8 text; save the file as UTF-8"

@@ -1,12 +1,11 @@
 import numpy as np
-from PIL import Image
 import pytest
+from conftest import IDRID_GEOMETRY
+from PIL import Image
 
 from medseg.data.idrid import prepare_idrid, tiles, windows
 from medseg.data.store import open_split, read_meta
 from medseg.errors import DataError
-
-from conftest import IDRID_GEOMETRY
 
 
 def test_paper_geometry_counts():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import IDRID_GEOMETRY, SIZE
 from PIL import Image
 
 from medseg.data.covidqu import TOP, prepare_covidqu
@@ -11,8 +12,6 @@ from medseg.data.idrid import prepare_idrid
 from medseg.data.readers import read_image
 from medseg.data.store import open_split, read_meta
 from medseg.errors import DataError
-
-from conftest import IDRID_GEOMETRY, SIZE
 
 
 def as_16_bit(path) -> None:
@@ -41,7 +40,9 @@ def test_16_bit_covid_images_equal_their_8_bit_originals(raw_copy, prepared, tmp
         as_16_bit(path)
     prepare_covidqu(covid, tmp_path / "out", size=SIZE)
     for split in ("train", "test"):
-        assert np.array_equal(open_split(tmp_path / "out" / split).images, open_split(prepared / "covidqu" / split).images)
+        assert np.array_equal(
+            open_split(tmp_path / "out" / split).images, open_split(prepared / "covidqu" / split).images
+        )
 
 
 def palette_red_first(image: Image.Image) -> Image.Image:

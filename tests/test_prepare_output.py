@@ -120,10 +120,26 @@ def test_killed_run_leftovers_are_cleaned_by_the_next_run(tmp_path):
     for k, name in enumerate(names):  # large noisy PNGs make preparation slow enough to interrupt
         Image.fromarray(np.roll(noise, k, axis=0)).save(raw / "images" / name, compress_level=0)
         Image.fromarray((noise[..., 0] > 128).astype(np.uint8)).save(raw / "masks" / name)
-    (raw / "splits.csv").write_text("image,split\n" + "".join(f"{n},{'test' if k % 5 == 0 else 'train'}\n" for k, n in enumerate(names)))
+    (raw / "splits.csv").write_text(
+        "image,split\n" + "".join(f"{n},{'test' if k % 5 == 0 else 'train'}\n" for k, n in enumerate(names))
+    )
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "medseg", "prepare", "folder", "--raw", str(raw), "--out", str(out),
-               "--classes", "background", "lesion", "--size", "64"]
+    command = [
+        sys.executable,
+        "-m",
+        "medseg",
+        "prepare",
+        "folder",
+        "--raw",
+        str(raw),
+        "--out",
+        str(out),
+        "--classes",
+        "background",
+        "lesion",
+        "--size",
+        "64",
+    ]
     process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob(".out.tmp-*")) and process.poll() is None and time.monotonic() < deadline:

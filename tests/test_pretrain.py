@@ -19,22 +19,56 @@ from medseg.pretrain.settings import Settings
 from medseg.signals import StopSignals
 
 # 24 training images of 4 classes: batch 8 = 2 accumulated micro-batches of 4, 3 updates per epoch.
-TINY = dict(image_size=32, width=0.25, window_size=4, seed=0, planned_epochs=3, batch=8, base_lr=0.002,
-            base_lr_batch=8, warmup_epochs=1, micro_batch=4, workers=0, threads=1)
+TINY = dict(
+    image_size=32,
+    width=0.25,
+    window_size=4,
+    seed=0,
+    planned_epochs=3,
+    batch=8,
+    base_lr=0.002,
+    base_lr_batch=8,
+    warmup_epochs=1,
+    micro_batch=4,
+    workers=0,
+    threads=1,
+)
 
 
 def scratch(tmp: Path, model: str) -> Path:
     path = tmp / "scratch" / model / "encoder.safetensors"
     if not path.exists():
-        assert main(["init", "--model", model, "--image-size", "32", "--width", "0.25", "--window-size", "4",
-                     "--out", str(path)]) == 0
+        assert (
+            main(
+                [
+                    "init",
+                    "--model",
+                    model,
+                    "--image-size",
+                    "32",
+                    "--width",
+                    "0.25",
+                    "--window-size",
+                    "4",
+                    "--out",
+                    str(path),
+                ]
+            )
+            == 0
+        )
     return path
 
 
 def job(tmp: Path, data: Path, name: str, epoch: int, start: Path, **changes) -> loop.Job:
     settings = Settings(**(dict(model="unet", scheme="simple") | TINY | changes))
-    return loop.Job(settings, epoch, start, data, tmp / name / f"epoch={epoch}",
-                    tmp / "history" / name / f"epoch={epoch}" / "history.parquet")
+    return loop.Job(
+        settings,
+        epoch,
+        start,
+        data,
+        tmp / name / f"epoch={epoch}",
+        tmp / "history" / name / f"epoch={epoch}" / "history.parquet",
+    )
 
 
 def train(j: loop.Job) -> loop.Job:
@@ -69,8 +103,10 @@ def test_segments_equal_one_job_bit_for_bit(tmp_path, imagenet, model, scheme):
     # the second segment also uses loader workers: the random draws do not depend on them
     second = train(job(tmp_path, imagenet, "cut", 2, first.out / "state.pt", model=model, scheme=scheme, workers=2))
     assert_same_tensors(tensors(whole), tensors(second))
-    assert not torch.equal(tensors(whole)["stem.weight" if model == "unet" else "patch_embed.proj.weight"],
-                           load_file(start)["stem.weight" if model == "unet" else "patch_embed.proj.weight"])
+    assert not torch.equal(
+        tensors(whole)["stem.weight" if model == "unet" else "patch_embed.proj.weight"],
+        load_file(start)["stem.weight" if model == "unet" else "patch_embed.proj.weight"],
+    )
     whole_state = torch.load(whole.out / "state.pt", weights_only=True)
     cut_state = torch.load(second.out / "state.pt", weights_only=True)
     assert_same_tensors(whole_state["model"], cut_state["model"])
@@ -125,7 +161,9 @@ def test_a_stale_resume_file_is_ignored(tmp_path, imagenet, caplog):
     start = scratch(tmp_path, "unet")
     j = job(tmp_path, imagenet, "stale", 1, start, planned_epochs=2)
     j.out.mkdir(parents=True)
-    torch.save({"format": "medseg-pretrain-state/1", "identity": {"model": "other"}, "segment": {}}, j.out / "resume.pt")
+    torch.save(
+        {"format": "medseg-pretrain-state/1", "identity": {"model": "other"}, "segment": {}}, j.out / "resume.pt"
+    )
     train(j)
     assert "ignoring the resume file" in caplog.text and (j.out / "state.pt").is_file()
 
@@ -134,8 +172,11 @@ def test_a_state_of_another_configuration_is_refused(tmp_path, imagenet):
     start = scratch(tmp_path, "unet")
     first = train(job(tmp_path, imagenet, "a", 1, start))
     state = first.out / "state.pt"
-    for change, named in [({"scheme": "advanced"}, "scheme simple (this run: advanced)"),
-                          ({"seed": 1}, "seed 0 (this run: 1)"), ({"base_lr": 0.001}, "lr 0.002 (this run: 0.001)")]:
+    for change, named in [
+        ({"scheme": "advanced"}, "scheme simple (this run: advanced)"),
+        ({"seed": 1}, "seed 0 (this run: 1)"),
+        ({"base_lr": 0.001}, "lr 0.002 (this run: 0.001)"),
+    ]:
         with pytest.raises(MedsegError, match=r"a/epoch=1/state.pt was written by a different") as error:
             train(job(tmp_path, imagenet, "b", 2, state, **change))
         assert named in str(error.value)
@@ -202,10 +243,39 @@ def test_init_is_reproducible_and_the_cli_runs_a_segment(tmp_path, imagenet, cap
     a, b = scratch(tmp_path / "a", "unet"), scratch(tmp_path / "b", "unet")
     assert_same_tensors(load_file(a), load_file(b))
     out = tmp_path / "cli" / "epoch=1"
-    args = ["pretrain", "--model", "unet", "--scheme", "simple", "--epoch", "1", "--start", str(a), "--data",
-            str(imagenet), "--out", str(out), "--history", str(tmp_path / "cli_history.parquet"),
-            "--image-size", "32", "--width", "0.25", "--planned-epochs", "2", "--batch", "8", "--micro-batch", "8",
-            "--warmup-epochs", "0", "--workers", "0", "--threads", "1"]
+    args = [
+        "pretrain",
+        "--model",
+        "unet",
+        "--scheme",
+        "simple",
+        "--epoch",
+        "1",
+        "--start",
+        str(a),
+        "--data",
+        str(imagenet),
+        "--out",
+        str(out),
+        "--history",
+        str(tmp_path / "cli_history.parquet"),
+        "--image-size",
+        "32",
+        "--width",
+        "0.25",
+        "--planned-epochs",
+        "2",
+        "--batch",
+        "8",
+        "--micro-batch",
+        "8",
+        "--warmup-epochs",
+        "0",
+        "--workers",
+        "0",
+        "--threads",
+        "1",
+    ]
     assert main(args) == 0
     assert (out / "encoder.safetensors").is_file() and (out / "state.pt").is_file()
     from_state = [*args[:8], str(out / "state.pt"), *args[9:]]
@@ -214,21 +284,33 @@ def test_init_is_reproducible_and_the_cli_runs_a_segment(tmp_path, imagenet, cap
     assert "must start from an earlier one" in capsys.readouterr().err
     saved = (out / "state.pt").read_bytes()
     assert main([*from_state[:6], "2", *from_state[7:]]) == 2  # --out is the folder of --start
-    assert f"--out {out} is the folder of --start {out / 'state.pt'}: checkpoint 2 would replace" in capsys.readouterr().err
+    assert (
+        f"--out {out} is the folder of --start {out / 'state.pt'}: checkpoint 2 would replace"
+        in capsys.readouterr().err
+    )
     assert (out / "state.pt").read_bytes() == saved
 
 
 def test_the_encoder_files_record_their_checkpoint_and_still_load_anywhere(tmp_path, imagenet):
-    from medseg.robustness.encoders import open_encoder
     from medseg.pretrain.state import SCRATCH
+    from medseg.robustness.encoders import open_encoder
 
     start = scratch(tmp_path, "unet")
     first = train(job(tmp_path, imagenet, "a", 1, start, planned_epochs=2))
     checkpoint = first.out / "encoder.safetensors"
     assert build_encoder("unet", 32, 0.25).load(start) == {
-        "encoder": "unet_encoder", "width": "0.25", "image_size": "32", "scheme": SCRATCH, "epoch": "0", "seed": "0"}
+        "encoder": "unet_encoder",
+        "width": "0.25",
+        "image_size": "32",
+        "scheme": SCRATCH,
+        "epoch": "0",
+        "seed": "0",
+    }
     # the descriptive keys do not stop robustness, downstream training or a model from loading them
-    assert build_encoder("unet", 64, 0.25).load(checkpoint).items() >= {"scheme": "simple", "epoch": "1", "seed": "0"}.items()
+    assert (
+        build_encoder("unet", 64, 0.25).load(checkpoint).items()
+        >= {"scheme": "simple", "epoch": "1", "seed": "0"}.items()
+    )
     info, encoder = open_encoder(checkpoint, 32)
     assert info.model == "unet" and torch.equal(encoder.state_dict()["stem.weight"], tensors(first)["stem.weight"])
     # a file without them (older medseg, or an encoder saved by hand) loads too
@@ -245,18 +327,42 @@ def test_a_first_segment_starts_only_from_the_scratch_encoder_of_its_seed(tmp_pa
     first = train(job(tmp_path, imagenet, "a", 1, start, planned_epochs=3))
     checkpoint = first.out / "encoder.safetensors"
     # checkpoint 1's encoder as the start of checkpoint 3 would train 3 epochs from epoch 0 with two warmups
-    with pytest.raises(MedsegError, match=rf"{checkpoint} is the encoder of checkpoint 1 \(simple scheme\), not a "
-                                          rf"scratch encoder: continue from that checkpoint's {first.out / 'state.pt'}"):
+    with pytest.raises(
+        MedsegError,
+        match=rf"{checkpoint} is the encoder of checkpoint 1 \(simple scheme\), not a "
+        rf"scratch encoder: continue from that checkpoint's {first.out / 'state.pt'}",
+    ):
         train(job(tmp_path, imagenet, "b", 3, checkpoint, planned_epochs=3))
     other_seed = tmp_path / "seed1" / "encoder.safetensors"
-    assert main(["init", "--model", "unet", "--image-size", "32", "--width", "0.25", "--seed", "1",
-                 "--out", str(other_seed)]) == 0
-    with pytest.raises(MedsegError, match=rf"{other_seed} is the scratch encoder of seed 1 but this run uses seed 0: "
-                                          r"start from the file of `medseg init --seed 0`"):
+    assert (
+        main(
+            [
+                "init",
+                "--model",
+                "unet",
+                "--image-size",
+                "32",
+                "--width",
+                "0.25",
+                "--seed",
+                "1",
+                "--out",
+                str(other_seed),
+            ]
+        )
+        == 0
+    )
+    with pytest.raises(
+        MedsegError,
+        match=rf"{other_seed} is the scratch encoder of seed 1 but this run uses seed 0: "
+        r"start from the file of `medseg init --seed 0`",
+    ):
         train(job(tmp_path, imagenet, "b", 1, other_seed, planned_epochs=3))
     plain = tmp_path / "plain.safetensors"
     build_encoder("unet", 32, 0.25).save(plain)  # the right weights, but nothing says they are epoch 0 of seed 0
-    with pytest.raises(MedsegError, match=rf"{plain} does not record that it is a scratch encoder .* `medseg init --seed 0`"):
+    with pytest.raises(
+        MedsegError, match=rf"{plain} does not record that it is a scratch encoder .* `medseg init --seed 0`"
+    ):
         train(job(tmp_path, imagenet, "b", 1, plain, planned_epochs=3))
     assert not (tmp_path / "b").exists()
 
@@ -269,14 +375,46 @@ def test_outputs_are_checked_before_the_first_batch(tmp_path, imagenet, monkeypa
     start = scratch(tmp_path, "unet")
     a_file = tmp_path / "a_file"
     a_file.write_text("")
-    base = ["pretrain", "--model", "unet", "--scheme", "simple", "--epoch", "1", "--image-size", "32", "--width",
-            "0.25", "--start", str(start), "--data", str(imagenet), "--planned-epochs", "2", "--batch", "8",
-            "--micro-batch", "4", "--warmup-epochs", "0", "--workers", "0", "--threads", "1"]
+    base = [
+        "pretrain",
+        "--model",
+        "unet",
+        "--scheme",
+        "simple",
+        "--epoch",
+        "1",
+        "--image-size",
+        "32",
+        "--width",
+        "0.25",
+        "--start",
+        str(start),
+        "--data",
+        str(imagenet),
+        "--planned-epochs",
+        "2",
+        "--batch",
+        "8",
+        "--micro-batch",
+        "4",
+        "--warmup-epochs",
+        "0",
+        "--workers",
+        "0",
+        "--threads",
+        "1",
+    ]
     out, history = tmp_path / "out", tmp_path / "history.parquet"
     for outputs, message in [
         (["--out", str(a_file), "--history", str(history)], f"{a_file} is a file; give a folder to write into"),
-        (["--out", "/proc/x", "--history", str(history)], "cannot write in /proc (the nearest existing folder of /proc/x)"),
-        (["--out", str(out), "--history", str(tmp_path)], f"{tmp_path} is a folder; give the path of the file to write"),
+        (
+            ["--out", "/proc/x", "--history", str(history)],
+            "cannot write in /proc (the nearest existing folder of /proc/x)",
+        ),
+        (
+            ["--out", str(out), "--history", str(tmp_path)],
+            f"{tmp_path} is a folder; give the path of the file to write",
+        ),
         (["--out", str(out), "--history", "/proc/x/history.parquet"], "cannot write in /proc"),
     ]:
         assert main([*base, *outputs]) == 2, outputs
@@ -302,15 +440,36 @@ def test_option_limits_equal_the_config_schema():
     models = schema["properties"]["models"]["properties"]
     pretraining = schema["properties"]["pretraining"]["properties"]
     recipe = schema["$defs"]["recipe"]["properties"]
-    base = ["pretrain", "--model", "unet", "--scheme", "simple", "--epoch", "1", "--start", "s", "--data", "d",
-            "--out", "o", "--history", "h", "--planned-epochs", "1"]
+    base = [
+        "pretrain",
+        "--model",
+        "unet",
+        "--scheme",
+        "simple",
+        "--epoch",
+        "1",
+        "--start",
+        "s",
+        "--data",
+        "d",
+        "--out",
+        "o",
+        "--history",
+        "h",
+        "--planned-epochs",
+        "1",
+    ]
     bounded = [
-        (models["image_size"]["minimum"], "--image-size"), (models["window_size"]["minimum"], "--window-size"),
-        (models["seed"]["minimum"], "--seed"), (pretraining["checkpoints"]["items"]["minimum"], "--epoch"),
+        (models["image_size"]["minimum"], "--image-size"),
+        (models["window_size"]["minimum"], "--window-size"),
+        (models["seed"]["minimum"], "--seed"),
+        (pretraining["checkpoints"]["items"]["minimum"], "--epoch"),
         (pretraining["checkpoints"]["items"]["minimum"], "--planned-epochs"),
         (pretraining["resume_minutes"]["minimum"], "--resume-minutes"),
-        (recipe["batch"]["minimum"], "--batch"), (recipe["micro_batch"]["minimum"], "--micro-batch"),
-        (recipe["base_lr_batch"]["minimum"], "--base-lr-batch"), (recipe["warmup_epochs"]["minimum"], "--warmup-epochs"),
+        (recipe["batch"]["minimum"], "--batch"),
+        (recipe["micro_batch"]["minimum"], "--micro-batch"),
+        (recipe["base_lr_batch"]["minimum"], "--base-lr-batch"),
+        (recipe["warmup_epochs"]["minimum"], "--warmup-epochs"),
         (recipe["workers"]["minimum"], "--workers"),
     ]
 
@@ -324,7 +483,12 @@ def test_option_limits_equal_the_config_schema():
     for minimum, option in bounded:
         assert parses([*base, option, str(minimum)]), option
         assert not parses([*base, option, str(minimum - 1)]), option
-    for exclusive, option in [(models["width"]["exclusiveMinimum"], "--width"), (recipe["base_lr"]["exclusiveMinimum"], "--base-lr")]:
+    for exclusive, option in [
+        (models["width"]["exclusiveMinimum"], "--width"),
+        (recipe["base_lr"]["exclusiveMinimum"], "--base-lr"),
+    ]:
         assert not parses([*base, option, str(exclusive)]) and parses([*base, option, str(exclusive + 0.5)]), option
     assert parses(["init", "--model", "unet", "--out", "x", "--image-size", str(models["image_size"]["minimum"])])
-    assert not parses(["init", "--model", "unet", "--out", "x", "--image-size", str(models["image_size"]["minimum"] - 1)])
+    assert not parses(
+        ["init", "--model", "unet", "--out", "x", "--image-size", str(models["image_size"]["minimum"] - 1)]
+    )

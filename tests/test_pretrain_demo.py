@@ -39,9 +39,20 @@ def pretrain(tmp: Path, data: Path, model: str, epochs: int) -> pd.DataFrame:
     encoder = build_encoder(model, models["image_size"], models["width"], models["window_size"], models["seed"])
     save_scratch(encoder, start, models["seed"])
     settings = Settings(
-        model, "simple", models["image_size"], models["width"], models["window_size"], models["seed"],
-        max(pretraining["checkpoints"]), recipe["batch"], recipe["base_lr"], recipe["base_lr_batch"],
-        recipe["warmup_epochs"], recipe["micro_batch"], workers=0, threads=1,
+        model,
+        "simple",
+        models["image_size"],
+        models["width"],
+        models["window_size"],
+        models["seed"],
+        max(pretraining["checkpoints"]),
+        recipe["batch"],
+        recipe["base_lr"],
+        recipe["base_lr_batch"],
+        recipe["warmup_epochs"],
+        recipe["micro_batch"],
+        workers=0,
+        threads=1,
     )
     threads = torch.get_num_threads()
     try:

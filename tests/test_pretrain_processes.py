@@ -34,10 +34,36 @@ def train_here(data: Path, start: Path, out: Path, epoch: int, planned: int, bat
 
 
 def command(data: Path, start: Path, out: Path, epoch: int, *extra: str) -> list[str]:
-    return [*MEDSEG, "pretrain", "--model", "unet", "--scheme", "simple", "--epoch", str(epoch), *SIZE,
-            "--start", str(start), "--data", str(data), "--out", str(out), "--history", str(out / "history.parquet"),
-            "--base-lr", "0.002", "--base-lr-batch", "8", "--warmup-epochs", "1", "--workers", "0", "--threads", "1",
-            *extra]
+    return [
+        *MEDSEG,
+        "pretrain",
+        "--model",
+        "unet",
+        "--scheme",
+        "simple",
+        "--epoch",
+        str(epoch),
+        *SIZE,
+        "--start",
+        str(start),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--history",
+        str(out / "history.parquet"),
+        "--base-lr",
+        "0.002",
+        "--base-lr-batch",
+        "8",
+        "--warmup-epochs",
+        "1",
+        "--workers",
+        "0",
+        "--threads",
+        "1",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +102,12 @@ def test_two_gloo_processes_train_like_one_process_accumulating(tmp_path, prepar
     data = prepared / "imagenet"
     recipe = ["--planned-epochs", "2", "--batch", "8", "--micro-batch", "4"]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    ddp = subprocess.run(command(data, scratch, tmp_path / "ddp", 1, *recipe, "--processes", "2"),
-                         capture_output=True, text=True, env=env)
+    ddp = subprocess.run(
+        command(data, scratch, tmp_path / "ddp", 1, *recipe, "--processes", "2"),
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert ddp.returncode == 0, ddp.stderr
     assert "2 x 4 micro-batches" not in ddp.stderr and "1 x 4 micro-batches x 2 process(es)" in ddp.stderr
     train_here(data, scratch, tmp_path / "single", 1, 2, 8, 4)

@@ -9,16 +9,28 @@ import pytest
 import torch
 from PIL import Image
 
+from medseg import seeds
 from medseg.errors import MedsegError
 from medseg.models import build_classifier, build_encoder
-from medseg import seeds
 from medseg.pretrain import recipe
 from medseg.pretrain.settings import BATCHNORM_MODELS, Settings, paper_recipe
 
 
 def settings(**changes) -> Settings:
-    base = dict(model="unet", scheme="simple", image_size=32, width=0.25, window_size=4, seed=0, planned_epochs=10,
-                batch=64, base_lr=0.004, base_lr_batch=4096, warmup_epochs=2, micro_batch=16)
+    base = dict(
+        model="unet",
+        scheme="simple",
+        image_size=32,
+        width=0.25,
+        window_size=4,
+        seed=0,
+        planned_epochs=10,
+        batch=64,
+        base_lr=0.004,
+        base_lr_batch=4096,
+        warmup_epochs=2,
+        micro_batch=16,
+    )
     return Settings(**(base | changes))
 
 
@@ -62,9 +74,17 @@ def test_the_schedule_continues_after_reloading_its_state():
 
 
 def test_paper_recipes():
-    assert paper_recipe("simple", "unet") == {"batch": 4096, "base_lr": 0.004, "base_lr_batch": 4096, "warmup_epochs": 5}
+    assert paper_recipe("simple", "unet") == {
+        "batch": 4096,
+        "base_lr": 0.004,
+        "base_lr_batch": 4096,
+        "warmup_epochs": 5,
+    }
     assert paper_recipe("simple", "swin_unet")["warmup_epochs"] == 20
-    advanced_conv, advanced_swin = paper_recipe("advanced", "resnet50_attention_unet"), paper_recipe("advanced", "swin_unet")
+    advanced_conv, advanced_swin = (
+        paper_recipe("advanced", "resnet50_attention_unet"),
+        paper_recipe("advanced", "swin_unet"),
+    )
     assert settings(**advanced_conv).lr == pytest.approx(0.004)
     assert settings(**advanced_swin).lr == pytest.approx(0.001) and advanced_swin["batch"] == 1024
 
@@ -108,7 +128,9 @@ def test_simple_recipe_keeps_hard_labels_and_normalises():
     images = torch.full((2, 3, 4, 4), 255, dtype=torch.uint8)
     x, targets = augment(images, torch.tensor([3, 4]))
     assert targets.tolist() == [3, 4]
-    assert torch.allclose(x[0, :, 0, 0], (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225]))
+    assert torch.allclose(
+        x[0, :, 0, 0], (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    )
     assert isinstance(recipe.train_loss("simple"), torch.nn.Module)
 
 
@@ -129,13 +151,21 @@ def test_transforms_crop_to_the_image_size_and_validate_on_the_centre():
 def test_rand_augment_is_the_increasing_variant_of_deit_swin_and_convnext():
     from timm.data.auto_augment import RandAugment
 
-    [rand_augment] = [step for step in recipe.train_transform("advanced", 32).transforms if isinstance(step, RandAugment)]
+    [rand_augment] = [
+        step for step in recipe.train_transform("advanced", 32).transforms if isinstance(step, RandAugment)
+    ]
     names = {op.name for op in rand_augment.ops}
     assert rand_augment.num_layers == 2 and {op.magnitude for op in rand_augment.ops} == {9}
     assert {op.magnitude_std for op in rand_augment.ops} == {0.5}
     # "inc1": the ops whose strength would otherwise fall (or not rise) with the magnitude
-    assert {"SolarizeIncreasing", "PosterizeIncreasing", "ColorIncreasing", "ContrastIncreasing",
-            "BrightnessIncreasing", "SharpnessIncreasing"} <= names
+    assert {
+        "SolarizeIncreasing",
+        "PosterizeIncreasing",
+        "ColorIncreasing",
+        "ContrastIncreasing",
+        "BrightnessIncreasing",
+        "SharpnessIncreasing",
+    } <= names
     assert not names & {"Solarize", "Posterize", "Color", "Contrast", "Brightness", "Sharpness"}
 
 
@@ -154,7 +184,12 @@ def test_optimizer_is_adamw_without_decay_on_biases_norms_and_position_tables():
     model = build_classifier("swin_unet", 4, 32, 0.25, 4)
     optimizer = recipe.make_optimizer(model, 0.001)
     assert isinstance(optimizer, torch.optim.AdamW)
-    decay = {id(p) for group in optimizer.param_groups if group["weight_decay"] == recipe.WEIGHT_DECAY for p in group["params"]}
+    decay = {
+        id(p)
+        for group in optimizer.param_groups
+        if group["weight_decay"] == recipe.WEIGHT_DECAY
+        for p in group["params"]
+    }
     for name, parameter in model.named_parameters():
         exempt = parameter.ndim <= 1 or "relative_position_bias_table" in name
         assert (id(parameter) in decay) != exempt, name
@@ -186,8 +221,11 @@ def test_micro_batch_1_is_refused_for_batchnorm_encoders_only(model):
     assert has_batchnorm == (model in BATCHNORM_MODELS)
     one = settings(model=model, micro_batch=1, batch=2)
     if has_batchnorm:  # a traceback from BatchNorm ("Expected more than 1 value per channel") otherwise
-        with pytest.raises(MedsegError, match=rf"micro-batch 1 cannot train the {model} encoder: its BatchNorm needs "
-                                              r"at least 2 images per forward pass.*use --micro-batch 2 or more"):
+        with pytest.raises(
+            MedsegError,
+            match=rf"micro-batch 1 cannot train the {model} encoder: its BatchNorm needs "
+            r"at least 2 images per forward pass.*use --micro-batch 2 or more",
+        ):
             one.check()
     else:
         one.check()

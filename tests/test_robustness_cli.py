@@ -42,9 +42,21 @@ def encoders(tmp_path_factory):
 def unet_run(prepared, encoders, tmp_path_factory):
     """`medseg robustness` of the U-Net on ACDC with --save-features (run once for several tests)."""
     out = tmp_path_factory.mktemp("unet_run")
-    rc = main(["robustness", "--encoder", str(encoders["unet"]), "--data", str(prepared / "acdc"),
-               "--out", str(out / "robustness.parquet"), "--save-features", str(out / "features.safetensors"),
-               "--batch", "8"])
+    rc = main(
+        [
+            "robustness",
+            "--encoder",
+            str(encoders["unet"]),
+            "--data",
+            str(prepared / "acdc"),
+            "--out",
+            str(out / "robustness.parquet"),
+            "--save-features",
+            str(out / "features.safetensors"),
+            "--batch",
+            "8",
+        ]
+    )
     assert rc == 0
     return pd.read_parquet(out / "robustness.parquet"), load_file(out / "features.safetensors")
 
@@ -58,8 +70,16 @@ def _table_from_features(features: dict[str, torch.Tensor], margins) -> pd.DataF
                 for pooling in POOLINGS:
                     q, k = features[f"query.{level}.{pooling}"], features[f"key.{level}.{pooling}"]
                     value, mean = robustness(fn(q, k).numpy(), fn(q, k[negative]).numpy(), margin)
-                    rows.append({"distance": distance, "margin": margin, "level": level,
-                                 "pooled": pooling == "pooled", "robustness": value, "hinge_mean": mean})
+                    rows.append(
+                        {
+                            "distance": distance,
+                            "margin": margin,
+                            "level": level,
+                            "pooled": pooling == "pooled",
+                            "robustness": value,
+                            "hinge_mean": mean,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -135,8 +155,19 @@ def test_results_depend_on_the_batch_size_only_through_rounding(prepared, encode
 
 def test_swin_pooled_features_average_over_space(prepared, encoders, tmp_path):
     features_file = tmp_path / "swin.safetensors"
-    rc = main(["robustness", "--encoder", str(encoders["swin_unet"]), "--data", str(prepared / "acdc"),
-               "--out", str(tmp_path / "swin.parquet"), "--save-features", str(features_file)])
+    rc = main(
+        [
+            "robustness",
+            "--encoder",
+            str(encoders["swin_unet"]),
+            "--data",
+            str(prepared / "acdc"),
+            "--out",
+            str(tmp_path / "swin.parquet"),
+            "--save-features",
+            str(features_file),
+        ]
+    )
     assert rc == 0
     features = load_file(features_file)
     encoder = build_encoder("swin_unet", 64, 0.25, 4)
@@ -155,7 +186,7 @@ def test_identity_jitter_makes_the_hinge_the_negative_term(prepared, encoders, m
     monkeypatch.setattr(score_module, "jitter_factors", lambda n, seed: (identity_factors(n), identity_factors(n)))
     dataset = open_dataset(prepared / "acdc")
     scores = score_file(encoders["unet"], dataset, batch=8)[2]
-    for key, positive in scores.positive.items():
+    for positive in scores.positive.values():
         np.testing.assert_allclose(positive, 0.0, atol=1e-5)  # q = k+
     table = scores.table()
     for row in table.itertuples():
@@ -176,8 +207,22 @@ def test_timm_resnet50_state_dict_scores(prepared, tmp_path):
     torch.testing.assert_close(encoder.body.conv1.weight, state["conv1.weight"])
     torch.testing.assert_close(encoder.body.layer4[2].bn3.running_var, state["layer4.2.bn3.running_var"])
     out = tmp_path / "robustness.parquet"
-    assert main(["robustness", "--encoder", str(path), "--data", str(prepared / "acdc"), "--out", str(out),
-                 "--image-size", "32"]) == 0
+    assert (
+        main(
+            [
+                "robustness",
+                "--encoder",
+                str(path),
+                "--data",
+                str(prepared / "acdc"),
+                "--out",
+                str(out),
+                "--image-size",
+                "32",
+            ]
+        )
+        == 0
+    )
     table = pd.read_parquet(out)
     assert len(table) == 60 and np.isfinite(table.robustness).all()
 
@@ -185,8 +230,24 @@ def test_timm_resnet50_state_dict_scores(prepared, tmp_path):
 def test_idrid_scores_the_tiles_of_the_training_images(prepared, encoders, tmp_path):
     features_file = tmp_path / "features.safetensors"
     out = tmp_path / "robustness.parquet"
-    assert main(["robustness", "--encoder", str(encoders["unet"]), "--data", str(prepared / "idrid"),
-                 "--out", str(out), "--save-features", str(features_file), "--batch", "64"]) == 0
+    assert (
+        main(
+            [
+                "robustness",
+                "--encoder",
+                str(encoders["unet"]),
+                "--data",
+                str(prepared / "idrid"),
+                "--out",
+                str(out),
+                "--save-features",
+                str(features_file),
+                "--batch",
+                "64",
+            ]
+        )
+        == 0
+    )
     table = pd.read_parquet(out)
     tiles = 2 * 50  # two training images of 5 x 10 tiles of 16 pixels
     assert (table.n_images == tiles).all()
@@ -197,8 +258,25 @@ def test_idrid_scores_the_tiles_of_the_training_images(prepared, encoders, tmp_p
 def test_rank_prints_best_first_and_keeps_every_variant(prepared, encoders, unet_run, tmp_path, capsys):
     out = tmp_path / "rank.csv"
     files = [encoders["unet"], encoders["resnet50_attention_unet"]]
-    assert main(["rank", "--data", str(prepared / "acdc"), *map(str, files), "--mode", "decoder",
-                 "--out", str(out), "--margins", "0.25", "--batch", "16"]) == 0
+    assert (
+        main(
+            [
+                "rank",
+                "--data",
+                str(prepared / "acdc"),
+                *map(str, files),
+                "--mode",
+                "decoder",
+                "--out",
+                str(out),
+                "--margins",
+                "0.25",
+                "--batch",
+                "16",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "cosine, margin 0.5, second_to_last, pooled" in printed
     ranked = [line.split() for line in printed.splitlines() if re.match(r"\s+\d+\s+[-\d.]+\s+\S", line)]
@@ -207,12 +285,16 @@ def test_rank_prints_best_first_and_keeps_every_variant(prepared, encoders, unet
     assert values == sorted(values, reverse=True)
     table = pd.read_csv(out)
     assert len(table) == 2 * 3 * 2 * 2 * 2  # margins 0.25 and the main variant's 0.5
-    main_rows = table[(table.distance == "cosine") & (table.margin == 0.5) & (table.level == "second_to_last") & table.pooled]
+    main_rows = table[
+        (table.distance == "cosine") & (table.margin == 0.5) & (table.level == "second_to_last") & table.pooled
+    ]
     by_file = dict(zip(main_rows.encoder, main_rows.robustness))
     assert [row[2] for row in ranked] == sorted(by_file, key=by_file.get, reverse=True)
     # The same seed gives every file the same views: rank's values equal `medseg robustness`'s.
     alone = unet_run[0]
-    alone = alone[(alone.distance == "cosine") & (alone.margin == 0.5) & (alone.level == "second_to_last") & alone.pooled]
+    alone = alone[
+        (alone.distance == "cosine") & (alone.margin == 0.5) & (alone.level == "second_to_last") & alone.pooled
+    ]
     assert alone.robustness.iloc[0] == pytest.approx(by_file[str(files[0])], abs=1e-6)
 
 
@@ -232,19 +314,26 @@ def _pickle(path):
 
 
 def _medseg_metadata_other_tensors(path):
-    save_file({"weight": torch.zeros(2, 2)}, path, metadata={"encoder": "unet_encoder", "width": "0.25", "image_size": "32"})
+    save_file(
+        {"weight": torch.zeros(2, 2)}, path, metadata={"encoder": "unet_encoder", "width": "0.25", "image_size": "32"}
+    )
 
 
-@pytest.mark.parametrize(("make", "expected"), [
-    (_unknown_tensors, "unknown kind"),
-    (_unknown_encoder_name, "unknown kind 'vit_b'"),
-    (_pickle, "not a safetensors file"),
-    (_medseg_metadata_other_tensors, "does not hold the tensors"),
-])
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (_unknown_tensors, "unknown kind"),
+        (_unknown_encoder_name, "unknown kind 'vit_b'"),
+        (_pickle, "not a safetensors file"),
+        (_medseg_metadata_other_tensors, "does not hold the tensors"),
+    ],
+)
 def test_unknown_encoder_files_are_refused(prepared, tmp_path, capsys, make, expected):
     path = tmp_path / "encoder.safetensors"
     make(path)
-    rc = main(["robustness", "--encoder", str(path), "--data", str(prepared / "acdc"), "--out", str(tmp_path / "r.parquet")])
+    rc = main(
+        ["robustness", "--encoder", str(path), "--data", str(prepared / "acdc"), "--out", str(tmp_path / "r.parquet")]
+    )
     assert rc == 2
     line = _error_line(capsys)
     assert str(path) in line and expected in line
@@ -256,7 +345,9 @@ def test_a_dataset_of_one_image_is_refused(prepared, encoders, tmp_path, capsys)
     shutil.copytree(prepared / "acdc", data)
     index = data / "train" / "index.parquet"
     pd.read_parquet(index).iloc[:1].to_parquet(index, index=False)
-    rc = main(["robustness", "--encoder", str(encoders["unet"]), "--data", str(data), "--out", str(tmp_path / "r.parquet")])
+    rc = main(
+        ["robustness", "--encoder", str(encoders["unet"]), "--data", str(data), "--out", str(tmp_path / "r.parquet")]
+    )
     assert rc == 2
     line = _error_line(capsys)
     assert str(index) in line and "at least 2" in line
@@ -268,7 +359,9 @@ def test_nan_features_are_refused(prepared, tmp_path, capsys):
         encoder.stem.weight[0, 0, 0, 0] = float("nan")
     path = tmp_path / "diverged.safetensors"
     encoder.save(path)
-    rc = main(["robustness", "--encoder", str(path), "--data", str(prepared / "acdc"), "--out", str(tmp_path / "r.parquet")])
+    rc = main(
+        ["robustness", "--encoder", str(path), "--data", str(prepared / "acdc"), "--out", str(tmp_path / "r.parquet")]
+    )
     assert rc == 2
     line = _error_line(capsys)
     assert str(path) in line and "NaN or inf" in line
@@ -285,35 +378,80 @@ def test_rank_names_the_bad_file(prepared, encoders, tmp_path, capsys):
 
 def test_swin_at_a_size_its_windows_do_not_fit_is_refused(prepared, encoders, tmp_path, capsys):
     # Built at 64 with window 4; at 32 timm clamps the window of the small token grids.
-    rc = main(["robustness", "--encoder", str(encoders["swin_unet"]), "--data", str(prepared / "acdc"),
-               "--out", str(tmp_path / "r.parquet"), "--image-size", "32"])
+    rc = main(
+        [
+            "robustness",
+            "--encoder",
+            str(encoders["swin_unet"]),
+            "--data",
+            str(prepared / "acdc"),
+            "--out",
+            str(tmp_path / "r.parquet"),
+            "--image-size",
+            "32",
+        ]
+    )
     assert rc == 2
     line = _error_line(capsys)
     assert str(encoders["swin_unet"]) in line and "image size 64" in line
 
 
 def test_missing_dataset_is_refused(encoders, tmp_path, capsys):
-    rc = main(["robustness", "--encoder", str(encoders["unet"]), "--data", str(tmp_path / "nothing"),
-               "--out", str(tmp_path / "r.parquet")])
+    rc = main(
+        [
+            "robustness",
+            "--encoder",
+            str(encoders["unet"]),
+            "--data",
+            str(tmp_path / "nothing"),
+            "--out",
+            str(tmp_path / "r.parquet"),
+        ]
+    )
     assert rc == 2
     assert "dataset.json" in _error_line(capsys)
 
 
 def test_prepared_imagenet_is_refused(prepared, encoders, tmp_path, capsys):
-    rc = main(["robustness", "--encoder", str(encoders["unet"]), "--data", str(prepared / "imagenet"),
-               "--out", str(tmp_path / "r.parquet")])
+    rc = main(
+        [
+            "robustness",
+            "--encoder",
+            str(encoders["unet"]),
+            "--data",
+            str(prepared / "imagenet"),
+            "--out",
+            str(tmp_path / "r.parquet"),
+        ]
+    )
     assert rc == 2
-    assert "is prepared ImageNet (an index only); robustness scoring needs a segmentation dataset" in _error_line(capsys)
+    assert "is prepared ImageNet (an index only); robustness scoring needs a segmentation dataset" in _error_line(
+        capsys
+    )
     assert not (tmp_path / "r.parquet").exists()
 
 
 def test_several_datasets_in_one_process_equal_single_runs(prepared, encoders, unet_run, tmp_path):
     out = tmp_path / "dataset={dataset}" / "robustness.parquet"
-    rc = main(["robustness", "--encoder", str(encoders["unet"]), "--data", str(prepared / "covidqu"),
-               str(prepared / "acdc"), "--out", str(out), "--batch", "8"])
+    rc = main(
+        [
+            "robustness",
+            "--encoder",
+            str(encoders["unet"]),
+            "--data",
+            str(prepared / "covidqu"),
+            str(prepared / "acdc"),
+            "--out",
+            str(out),
+            "--batch",
+            "8",
+        ]
+    )
     assert rc == 0
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "dataset=acdc" / "robustness.parquet").drop(columns="seconds"),
-                                  unet_run[0].drop(columns="seconds"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "dataset=acdc" / "robustness.parquet").drop(columns="seconds"),
+        unet_run[0].drop(columns="seconds"),
+    )
     assert len(pd.read_parquet(tmp_path / "dataset=covidqu" / "robustness.parquet")) == len(unet_run[0])
 
 
@@ -329,8 +467,18 @@ def test_several_datasets_need_the_placeholder_and_all_exist(prepared, encoders,
 
 def test_a_folder_as_output_is_refused_before_scoring(prepared, encoders, tmp_path, capsys):
     (tmp_path / "acdc.parquet").mkdir()
-    rc = main(["robustness", "--encoder", str(encoders["unet"]), "--data", str(prepared / "covidqu"),
-               str(prepared / "acdc"), "--out", str(tmp_path / "{dataset}.parquet")])
+    rc = main(
+        [
+            "robustness",
+            "--encoder",
+            str(encoders["unet"]),
+            "--data",
+            str(prepared / "covidqu"),
+            str(prepared / "acdc"),
+            "--out",
+            str(tmp_path / "{dataset}.parquet"),
+        ]
+    )
     assert rc == 2
     assert "acdc.parquet is a folder; give the path of the file to write" in _error_line(capsys)
     assert not (tmp_path / "covidqu.parquet").exists()
@@ -350,10 +498,22 @@ def scored(monkeypatch):
     return calls
 
 
-def test_an_encoder_that_does_not_fit_a_later_dataset_is_refused_before_scoring(prepared, encoders, tmp_path, capsys, scored):
+def test_an_encoder_that_does_not_fit_a_later_dataset_is_refused_before_scoring(
+    prepared, encoders, tmp_path, capsys, scored
+):
     # ResNet50 built at 32 fits ACDC at 32 but not the IDRiD tile (16; ResNet50 needs a multiple of 32).
-    rc = main(["robustness", "--encoder", str(encoders["resnet50_attention_unet"]), "--data", str(prepared / "acdc"),
-               str(prepared / "idrid"), "--out", str(tmp_path / "{dataset}.parquet")])
+    rc = main(
+        [
+            "robustness",
+            "--encoder",
+            str(encoders["resnet50_attention_unet"]),
+            "--data",
+            str(prepared / "acdc"),
+            str(prepared / "idrid"),
+            "--out",
+            str(tmp_path / "{dataset}.parquet"),
+        ]
+    )
     assert rc == 2
     line = _error_line(capsys)
     assert str(encoders["resnet50_attention_unet"]) in line and "16x16 inputs" in line and "multiple of 32" in line
@@ -392,7 +552,9 @@ def _resave(source, target, change_tensors=lambda t: t, change_metadata=lambda m
 def test_integer_weights_are_refused(prepared, encoders, tmp_path, capsys):
     path = tmp_path / "integer.safetensors"
     _resave(encoders["unet"], path, lambda t: t | {"stem.weight": t["stem.weight"].to(torch.int64)})
-    rc = main(["robustness", "--encoder", str(path), "--data", str(prepared / "acdc"), "--out", str(tmp_path / "r.parquet")])
+    rc = main(
+        ["robustness", "--encoder", str(path), "--data", str(prepared / "acdc"), "--out", str(tmp_path / "r.parquet")]
+    )
     assert rc == 2
     line = _error_line(capsys)
     assert str(path) in line and "tensor stem.weight has dtype I64" in line and "floating point" in line
@@ -423,7 +585,9 @@ def _dtypes(path) -> dict[str, str]:
 def test_an_image_size_the_models_do_not_take_is_refused(prepared, encoders, tmp_path, capsys, size):
     path = tmp_path / "encoder.safetensors"
     _resave(encoders["unet"], path, change_metadata=lambda m: m | {"image_size": size})
-    rc = main(["robustness", "--encoder", str(path), "--data", str(prepared / "acdc"), "--out", str(tmp_path / "r.parquet")])
+    rc = main(
+        ["robustness", "--encoder", str(path), "--data", str(prepared / "acdc"), "--out", str(tmp_path / "r.parquet")]
+    )
     assert rc == 2
     line = _error_line(capsys)
     assert str(path) in line and f"records image size {size}; the models take 16 to 4096" in line

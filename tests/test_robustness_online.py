@@ -13,8 +13,9 @@ from medseg.errors import MedsegError
 from medseg.robustness.online import epoch_of, main_score, online_choice_record
 
 
-def write_scores(root: Path, epoch: int, full: float, decoder: float, *, dataset="acdc", model="unet",
-                 scheme="simple") -> Path:
+def write_scores(
+    root: Path, epoch: int, full: float, decoder: float, *, dataset="acdc", model="unet", scheme="simple"
+) -> Path:
     """A robustness.parquet with the two main variants and a distractor of another margin."""
     path = root / f"dataset={dataset}/model={model}/scheme={scheme}/epoch={epoch}/robustness.parquet"
     path.parent.mkdir(parents=True)
@@ -55,13 +56,23 @@ def test_command_writes_choice_json_and_names_a_file_without_the_main_variant(tm
     argv = ["online", "--mode", "decoder", "--checkpoints", "1", "2", "4", "--out", str(out), *map(str, files)]
     assert main(argv) == 0
     assert json.loads(out.read_text())["chosen_epoch"] == 1
-    pd.DataFrame({"distance": ["l2"], "margin": [0.5], "level": ["last"], "pooled": [True], "robustness": [1.0]}).to_parquet(files[0])
+    pd.DataFrame(
+        {"distance": ["l2"], "margin": [0.5], "level": ["last"], "pooled": [True], "robustness": [1.0]}
+    ).to_parquet(files[0])
     assert main(argv) == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"medseg: error: {files[0]} has no row for the main variant")
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .splitlines()[-1]
+        .startswith(f"medseg: error: {files[0]} has no row for the main variant")
+    )
 
 
 def write_run_scores(root: Path, epoch: int, mode: str, seed: int, dice: float, *, dataset="acdc") -> Path:
-    path = root / f"downstream/dataset={dataset}/model=unet/scheme=simple/epoch={epoch}/mode={mode}/seed={seed}/scores.parquet"
+    path = (
+        root
+        / f"downstream/dataset={dataset}/model=unet/scheme=simple/epoch={epoch}/mode={mode}/seed={seed}/scores.parquet"
+    )
     path.parent.mkdir(parents=True)
     rows = [("dice", "mean", dice), ("dice", "lesion", dice), ("jaccard", "mean", 0.1)]
     pd.DataFrame(rows, columns=["metric", "class", "value"]).to_parquet(path)
@@ -72,8 +83,20 @@ def test_choice_records_the_kept_checkpoints_downstream_dice(tmp_path):
     files = [write_scores(tmp_path, e, 0.5, decoder) for e, decoder in ((1, 0.3), (2, 0.2))]
     scores = [write_run_scores(tmp_path, 1, "decoder", seed, dice) for seed, dice in ((1, 0.6), (0, 0.4))]
     out = tmp_path / "choice.json"
-    argv = ["online", "--mode", "decoder", "--checkpoints", "1", "2", "4", "--out", str(out), *map(str, files),
-            "--scores", *map(str, scores)]
+    argv = [
+        "online",
+        "--mode",
+        "decoder",
+        "--checkpoints",
+        "1",
+        "2",
+        "4",
+        "--out",
+        str(out),
+        *map(str, files),
+        "--scores",
+        *map(str, scores),
+    ]
     assert main(argv) == 0
     downstream = json.loads(out.read_text())["downstream"]
     assert downstream["runs"] == [{"seed": 0, "dice": 0.4}, {"seed": 1, "dice": 0.6}]
@@ -82,11 +105,25 @@ def test_choice_records_the_kept_checkpoints_downstream_dice(tmp_path):
 
 def test_choice_refuses_scores_of_another_checkpoint_or_mode(tmp_path, capsys):
     files = [write_scores(tmp_path, e, 0.5, decoder) for e, decoder in ((1, 0.3), (2, 0.2))]
-    wrong = [write_run_scores(tmp_path, 2, "decoder", 0, 0.5), write_run_scores(tmp_path, 1, "full", 0, 0.5),
-             write_run_scores(tmp_path, 1, "decoder", 0, 0.5, dataset="idrid")]
+    wrong = [
+        write_run_scores(tmp_path, 2, "decoder", 0, 0.5),
+        write_run_scores(tmp_path, 1, "full", 0, 0.5),
+        write_run_scores(tmp_path, 1, "decoder", 0, 0.5, dataset="idrid"),
+    ]
     for scores in wrong:
-        argv = ["online", "--mode", "decoder", "--checkpoints", "1", "2", "--out", str(tmp_path / "c.json"),
-                *map(str, files), "--scores", str(scores)]
+        argv = [
+            "online",
+            "--mode",
+            "decoder",
+            "--checkpoints",
+            "1",
+            "2",
+            "--out",
+            str(tmp_path / "c.json"),
+            *map(str, files),
+            "--scores",
+            str(scores),
+        ]
         assert main(argv) == 2
         assert f"{scores} is " in capsys.readouterr().err
     assert not (tmp_path / "c.json").exists()
@@ -100,8 +137,9 @@ def test_choice_json_records_the_dataset_model_and_scheme_and_accepts_the_scratc
     assert record["chosen_epoch"] == 5
 
 
-@pytest.mark.parametrize("other", [{"dataset": "idrid"}, {"model": "swin_unet"}, {"scheme": "advanced"},
-                                   {"scheme": "scratch"}])  # scratch is only the scratch encoder at epoch 0
+@pytest.mark.parametrize(
+    "other", [{"dataset": "idrid"}, {"model": "swin_unet"}, {"scheme": "advanced"}, {"scheme": "scratch"}]
+)  # scratch is only the scratch encoder at epoch 0
 def test_files_of_another_dataset_model_or_scheme_are_refused_naming_both(tmp_path, capsys, other):
     first = write_scores(tmp_path, 1, 0.5, 0.5)
     foreign = write_scores(tmp_path, 5, 0.9, 0.9, **other)

@@ -242,7 +242,9 @@ def test_rewrite_replaces_folder(tmp_path: Path) -> None:
 def test_synth_parser(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     synth_cli.register(parser.add_subparsers())
-    args = parser.parse_args(["synth", "--out", str(tmp_path), "--preset", "tiny", "--only", "acdc", "--only", "idrid", "--seed", "3"])
+    args = parser.parse_args(
+        ["synth", "--out", str(tmp_path), "--preset", "tiny", "--only", "acdc", "--only", "idrid", "--seed", "3"]
+    )
     assert (args.out, args.preset, args.only, args.seed) == (tmp_path, "tiny", ["acdc", "idrid"], 3)
     args.run(args)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["acdc", "idrid"]

@@ -19,15 +19,37 @@ def make_runs(dice: dict[int, float], *, scheme="simple", mode="full", spread=0.
     rows = []
     for epoch, value in dice.items():
         for seed in SEEDS:
-            rows.append({"dataset": "d", "model": "m", "scheme": "scratch" if epoch == 0 else scheme,
-                         "epoch": epoch, "mode": mode, "seed": seed, "dice": value + (spread if seed == 2 else 0)})
+            rows.append(
+                {
+                    "dataset": "d",
+                    "model": "m",
+                    "scheme": "scratch" if epoch == 0 else scheme,
+                    "epoch": epoch,
+                    "mode": mode,
+                    "seed": seed,
+                    "dice": value + (spread if seed == 2 else 0),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def make_robustness(scores: dict[int, float], *, scheme="simple", pooled=False, distance="cosine") -> pd.DataFrame:
-    return pd.DataFrame([{"dataset": "d", "model": "m", "scheme": scheme, "epoch": e, "distance": distance,
-                          "margin": 0.5, "level": "second_to_last", "pooled": pooled, "robustness": r}
-                         for e, r in scores.items()])
+    return pd.DataFrame(
+        [
+            {
+                "dataset": "d",
+                "model": "m",
+                "scheme": scheme,
+                "epoch": e,
+                "distance": distance,
+                "margin": 0.5,
+                "level": "second_to_last",
+                "pooled": pooled,
+                "robustness": r,
+            }
+            for e, r in scores.items()
+        ]
+    )
 
 
 def row(table: pd.DataFrame, indicator: str, **where) -> pd.Series:
@@ -42,8 +64,11 @@ DICE = {0: 0.60, 1: 0.70, 5: 0.80, 20: 0.75}
 
 
 def test_eq1_on_hand_made_numbers():
-    table = tis_table(make_runs(DICE), make_robustness({0: 0.1, 1: 0.3, 5: 0.2, 20: 0.9}),
-                      pd.DataFrame({"model": "m", "scheme": "simple", "epoch": [1, 5, 20], "val_top1": [0.1, 0.2, 0.3]}))
+    table = tis_table(
+        make_runs(DICE),
+        make_robustness({0: 0.1, 1: 0.3, 5: 0.2, 20: 0.9}),
+        pd.DataFrame({"model": "m", "scheme": "simple", "epoch": [1, 5, 20], "val_top1": [0.1, 0.2, 0.3]}),
+    )
     assert list(table.columns) == COLUMNS
     offline = row(table, "robustness_offline")
     assert offline["chosen_epoch"] == 20 and offline["best_epoch"] == 5
@@ -62,8 +87,11 @@ def test_eq1_on_hand_made_numbers():
 
 def test_ties_go_to_the_earliest_checkpoint():
     runs = make_runs({0: 0.5, 1: 0.8, 5: 0.8, 20: 0.7})
-    table = tis_table(runs, make_robustness({0: 0.1, 1: 0.2, 5: 0.4, 20: 0.4}),
-                      pd.DataFrame({"model": "m", "scheme": "simple", "epoch": [1, 5, 20], "val_top1": [0.5, 0.7, 0.7]}))
+    table = tis_table(
+        runs,
+        make_robustness({0: 0.1, 1: 0.2, 5: 0.4, 20: 0.4}),
+        pd.DataFrame({"model": "m", "scheme": "simple", "epoch": [1, 5, 20], "val_top1": [0.5, 0.7, 0.7]}),
+    )
     assert row(table, "robustness_offline")["chosen_epoch"] == 5
     assert row(table, "robustness_offline")["best_epoch"] == 1  # Dice tie between 1 and 5
     assert row(table, "imagenet_accuracy")["chosen_epoch"] == 5
@@ -114,8 +142,9 @@ def test_a_cell_without_robustness_or_without_a_variant_is_reported_incomplete()
     runs = pd.concat([make_runs(DICE), make_runs(DICE).assign(dataset="e"), make_runs(DICE).assign(dataset="f")])
     scores = {0: 0.1, 1: 0.3, 5: 0.2, 20: 0.9}
     # d has both variants, e only the unpooled one, f none at all
-    robustness = pd.concat([make_robustness(scores), make_robustness(scores, pooled=True),
-                            make_robustness(scores).assign(dataset="e")])
+    robustness = pd.concat(
+        [make_robustness(scores), make_robustness(scores, pooled=True), make_robustness(scores).assign(dataset="e")]
+    )
     table = tis_table(runs, robustness)
     for indicator in ("robustness_offline", "robustness_online"):
         assert len(table[table["indicator"] == indicator]) == 3 * 2  # every cell has both variants
@@ -145,8 +174,13 @@ def test_scratch_runs_serve_every_scheme_unless_a_scheme_has_its_own():
 
 def test_every_variant_is_scored_and_the_main_one_marked_per_mode():
     runs = pd.concat([make_runs(DICE, mode="full"), make_runs(DICE, mode="decoder")])
-    robustness = pd.concat([make_robustness({0: 0.1, 1: 0.2, 5: 0.3, 20: 0.4}, pooled=p, distance=d)
-                            for p in (False, True) for d in ("cosine", "l2")])
+    robustness = pd.concat(
+        [
+            make_robustness({0: 0.1, 1: 0.2, 5: 0.3, 20: 0.4}, pooled=p, distance=d)
+            for p in (False, True)
+            for d in ("cosine", "l2")
+        ]
+    )
     table = tis_table(runs, robustness)
     offline = table[table["indicator"] == "robustness_offline"]
     assert len(offline) == 8
@@ -190,19 +224,33 @@ def test_rank_table_per_cell_and_score():
     accuracy = pd.DataFrame({"model": "m", "scheme": "simple", "epoch": [1, 5, 20], "val_top1": [0.1, 0.3, 0.2]})
     ranks = rank_table(make_runs(DICE), make_robustness({0: 0.6, 1: 0.7, 5: 0.8, 20: 0.75}), accuracy)
     robust = ranks[ranks["score"] == "robustness"].iloc[0]
-    assert robust["n_checkpoints"] == 4 and robust["spearman"] == pytest.approx(1) and robust["kendall"] == pytest.approx(1)
+    assert (
+        robust["n_checkpoints"] == 4
+        and robust["spearman"] == pytest.approx(1)
+        and robust["kendall"] == pytest.approx(1)
+    )
     imagenet = ranks[ranks["score"] == "imagenet_accuracy"].iloc[0]
     assert imagenet["spearman"] == pytest.approx(1) and pd.isna(imagenet["main"])
 
 
 def test_dice_runs_reads_the_downstream_scores_layout():
-    scores = pd.DataFrame({
-        "dataset": "d", "model": "m", "scheme": "simple", "epoch": 5, "mode": "full", "seed": 0,
-        "metric": ["dice", "dice", "jaccard"], "class": ["mean", "lv", "mean"], "value": [0.8, 0.9, 0.7],
-    })
+    scores = pd.DataFrame(
+        {
+            "dataset": "d",
+            "model": "m",
+            "scheme": "simple",
+            "epoch": 5,
+            "mode": "full",
+            "seed": 0,
+            "metric": ["dice", "dice", "jaccard"],
+            "class": ["mean", "lv", "mean"],
+            "value": [0.8, 0.9, 0.7],
+        }
+    )
     runs = dice_runs(scores)
-    assert runs.to_dict("records") == [{"dataset": "d", "model": "m", "scheme": "simple", "epoch": 5,
-                                        "mode": "full", "seed": 0, "dice": 0.8}]
+    assert runs.to_dict("records") == [
+        {"dataset": "d", "model": "m", "scheme": "simple", "epoch": 5, "mode": "full", "seed": 0, "dice": 0.8}
+    ]
 
 
 def test_missing_columns_are_named():

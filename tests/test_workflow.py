@@ -27,7 +27,14 @@ TINY_CONFIG = {
     "datasets": {
         "acdc": {"type": "acdc", "raw": "results/raw/acdc", "size": 32},
         "covidqu": {"type": "covidqu", "raw": "results/raw/covidqu", "size": 32},
-        "idrid": {"type": "idrid", "raw": "results/raw/idrid", "resize": [80, 160], "window": 32, "stride": 8, "tile": 16},
+        "idrid": {
+            "type": "idrid",
+            "raw": "results/raw/idrid",
+            "resize": [80, 160],
+            "window": 32,
+            "stride": 8,
+            "tile": 16,
+        },
     },
     "imagenet": {"raw": "results/raw/imagenet", "classes": 3, "images_per_class": 4},
     # One model and two checkpoints keep the pretraining jobs (a process start each) few.
@@ -51,9 +58,24 @@ def snakemake(workdir: Path, config: Path, *args: str, timeout: float | None = N
     """
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(
-        [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-         "--configfile", str(config), "--cores", "2", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=workdir, timeout=timeout,
+        [
+            str(BIN / "snakemake"),
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(config),
+            "--cores",
+            "2",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=workdir,
+        timeout=timeout,
     )
 
 
@@ -71,22 +93,32 @@ def write_config(path: Path, config: dict) -> Path:
 def test_demo_dry_run(tmp_path):
     result = snakemake(tmp_path, REPO / "config" / "demo.yaml", "-n")
     assert result.returncode == 0, result.stdout
-    for rule in ("synthesize", "prepare_acdc", "prepare_covidqu", "prepare_idrid", "prepare_imagenet",
-                 "init_encoder", "pretrain"):
+    for rule in (
+        "synthesize",
+        "prepare_acdc",
+        "prepare_covidqu",
+        "prepare_idrid",
+        "prepare_imagenet",
+        "init_encoder",
+        "pretrain",
+    ):
         assert rule in result.stdout
 
 
 def test_external_encoders_are_scored_on_every_dataset(tmp_path):
     external = {"mine": {"file": str(tmp_path / "resnet50.safetensors"), "model": "unet"}}
-    config = write_config(tmp_path / "external.yaml",
-                          {**TINY_CONFIG, "robustness": {"external": external}, "one_job_per_encoder": False})
+    config = write_config(
+        tmp_path / "external.yaml", {**TINY_CONFIG, "robustness": {"external": external}, "one_job_per_encoder": False}
+    )
     (tmp_path / "resnet50.safetensors").write_bytes(b"")
     dry = snakemake(tmp_path, config, "-n")
     assert dry.returncode == 0, dry.stdout
     for dataset in TINY_CONFIG["datasets"]:
         assert f"dataset={dataset}, model=unet, scheme=external-mine, epoch=0" in dry.stdout
     wrong = {"mine": {**external["mine"], "model": "swin_unet"}}  # not in models.names
-    bad = snakemake(tmp_path, write_config(tmp_path / "bad.yaml", {**TINY_CONFIG, "robustness": {"external": wrong}}), "-n")
+    bad = snakemake(
+        tmp_path, write_config(tmp_path / "bad.yaml", {**TINY_CONFIG, "robustness": {"external": wrong}}), "-n"
+    )
     assert bad.returncode != 0 and "robustness.external.mine" in bad.stdout
 
 
@@ -113,16 +145,27 @@ def test_data_rules_run_and_rerun_only_what_changed(tmp_path):
     runs = scores.groupby(["dataset", "model", "scheme", "epoch", "mode", "seed"]).ngroups
     assert runs == 3 * 5 * 2 * 1, scores
     assert set(scores["metric"]) == {"dice", "jaccard", "mcc", "ap", "hd95", "hd95_authors", "hd95_authors_skipped"}
-    assert set(scores[scores["dataset"] == "acdc"]["class"]) == {"mean", "background", "rv_cavity", "myocardium", "lv_cavity"}
+    assert set(scores[scores["dataset"] == "acdc"]["class"]) == {
+        "mean",
+        "background",
+        "rv_cavity",
+        "myocardium",
+        "lv_cavity",
+    }
     history = pd.read_parquet(tmp_path / "results" / "downstream_history")
     assert len(history) == runs and history["test_dice"].notna().all()
     assert "images/s" in (tmp_path / "logs/downstream/model=unet/scheme=simple/epoch=2.log").read_text()
     # a changed downstream recipe re-runs downstream training only
-    dry = snakemake(tmp_path, write_config(tmp_path / "lr2.yaml", dict(TINY_CONFIG, downstream={
-        **TINY_CONFIG["downstream"], "lr": 0.01})), "-n")
+    dry = snakemake(
+        tmp_path,
+        write_config(tmp_path / "lr2.yaml", dict(TINY_CONFIG, downstream={**TINY_CONFIG["downstream"], "lr": 0.01})),
+        "-n",
+    )
     assert job_counts(dry.stdout) == {"train_downstream": 5, "all": 1, "total": 6}, dry.stdout
     # a changed dataset re-runs its preparation, not the other datasets' or pretraining
-    changed = dict(TINY_CONFIG, datasets={**TINY_CONFIG["datasets"], "acdc": {**TINY_CONFIG["datasets"]["acdc"], "size": 16}})
+    changed = dict(
+        TINY_CONFIG, datasets={**TINY_CONFIG["datasets"], "acdc": {**TINY_CONFIG["datasets"]["acdc"], "size": 16}}
+    )
     dry = snakemake(tmp_path, write_config(tmp_path / "changed.yaml", changed), "-n")
     assert "prepare_acdc" in dry.stdout
     for untouched in ("synthesize", "prepare_covidqu", "prepare_idrid", "prepare_imagenet"):
@@ -136,12 +179,21 @@ def test_data_rules_run_and_rerun_only_what_changed(tmp_path):
     assert (tmp_path / "results/pretrain/model=unet/scheme=scratch/epoch=0/encoder.safetensors").is_file()
     history = pd.read_parquet(tmp_path / "results" / "pretrain_history")
     assert sorted(zip(history["scheme"], history["epoch"].astype(int))) == [
-        ("advanced", 1), ("advanced", 2), ("simple", 1), ("simple", 2)]
+        ("advanced", 1),
+        ("advanced", 2),
+        ("simple", 1),
+        ("simple", 2),
+    ]
     assert "epoch 2/2" in (tmp_path / "logs/pretrain/model=unet/scheme=simple/epoch=2.log").read_text()
     # a changed recipe re-runs exactly that scheme's chain
     lower_lr = {"unet": {**TINY_RECIPE, "base_lr": 0.001}}
-    dry = snakemake(tmp_path, write_config(tmp_path / "lr.yaml", dict(TINY_CONFIG, pretraining={
-        **TINY_CONFIG["pretraining"], "advanced": lower_lr})), "-n")
+    dry = snakemake(
+        tmp_path,
+        write_config(
+            tmp_path / "lr.yaml", dict(TINY_CONFIG, pretraining={**TINY_CONFIG["pretraining"], "advanced": lower_lr})
+        ),
+        "-n",
+    )
     jobs = job_counts(dry.stdout)
     assert jobs.get("pretrain") == 2 and "init_encoder" not in jobs, dry.stdout
     segments = re.findall(r"rule pretrain:\n(?:.*\n)*?\s+wildcards: (.*)", dry.stdout)
@@ -154,7 +206,10 @@ def check_raw_releases_rerun_nothing(workdir: Path, config: Path) -> None:
     raw, disk = workdir / "results" / "raw", workdir / "disk2"
     disk.mkdir()
     (raw / "covidqu").rename(disk / "covidqu")
-    datasets = {**TINY_CONFIG["datasets"], "covidqu": {**TINY_CONFIG["datasets"]["covidqu"], "raw": str(disk / "covidqu")}}
+    datasets = {
+        **TINY_CONFIG["datasets"],
+        "covidqu": {**TINY_CONFIG["datasets"]["covidqu"], "raw": str(disk / "covidqu")},
+    }
     moved = write_config(workdir / "moved.yaml", dict(TINY_CONFIG, datasets=datasets))
     for path in [*(disk / "covidqu").rglob("*"), disk / "covidqu", *(raw / "imagenet").rglob("*"), raw / "imagenet"]:
         os.utime(path)  # newer than every output
@@ -173,7 +228,12 @@ def check_a_nan_robustness_stops_the_online_walk(workdir: Path, config: Path) ->
     path = "results/robustness/dataset=covidqu/model=unet/scheme=simple/epoch=1/robustness.parquet"
     target = "results/online/dataset=covidqu/model=unet/scheme=simple/mode=full/choice.json"
     table = pd.read_parquet(workdir / path)
-    main = (table["distance"] == "cosine") & (table["margin"] == 0.5) & (table["level"] == "second_to_last") & ~table["pooled"]
+    main = (
+        (table["distance"] == "cosine")
+        & (table["margin"] == 0.5)
+        & (table["level"] == "second_to_last")
+        & ~table["pooled"]
+    )
     assert main.sum() == 1
     table.loc[main, "robustness"] = float("nan")
     original, stat = (workdir / path).read_bytes(), (workdir / path).stat()
@@ -192,15 +252,20 @@ def test_jobs_per_run_for_clusters_or_per_encoder_file(tmp_path):
         dry = snakemake(tmp_path, write_config(tmp_path / f"{grouped}.yaml", config), "-n", "-p")
         assert dry.returncode == 0, dry.stdout
         counts[grouped] = {rule: job_counts(dry.stdout)[rule] for rule in ("robustness", "train_downstream")}
-    assert counts == {False: {"robustness": 3 * 5, "train_downstream": 3 * 5 * 2 * 2},
-                      True: {"robustness": 5, "train_downstream": 5}}
+    assert counts == {
+        False: {"robustness": 3 * 5, "train_downstream": 3 * 5 * 2 * 2},
+        True: {"robustness": 5, "train_downstream": 5},
+    }
     single = snakemake(tmp_path, tmp_path / "False.yaml", "-n", "-p").stdout
-    assert ("--data results/data/acdc --mode decoder --seed 1 --scores 'results/downstream/dataset=acdc/model=unet/"
-            "scheme=simple/epoch=2/mode=decoder/seed=1/scores.parquet'") in single
+    assert (
+        "--data results/data/acdc --mode decoder --seed 1 --scores 'results/downstream/dataset=acdc/model=unet/"
+        "scheme=simple/epoch=2/mode=decoder/seed=1/scores.parquet'"
+    ) in single
     grouped = snakemake(tmp_path, tmp_path / "True.yaml", "-n", "-p").stdout
-    assert ("--data results/data/acdc results/data/covidqu results/data/idrid --mode full decoder --seed 0 1 --scores "
-            "'results/downstream/dataset={dataset}/model=unet/scheme=simple/epoch=2/mode={mode}/seed={seed}/scores.parquet'"
-            ) in grouped
+    assert (
+        "--data results/data/acdc results/data/covidqu results/data/idrid --mode full decoder --seed 0 1 --scores "
+        "'results/downstream/dataset={dataset}/model=unet/scheme=simple/epoch=2/mode={mode}/seed={seed}/scores.parquet'"
+    ) in grouped
 
 
 @pytest.mark.parametrize(
@@ -228,7 +293,10 @@ def test_user_folder_dataset_rule(tmp_path):
         Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(raw / "images" / f"{name}.png")
         Image.fromarray(rng.integers(0, 3, (20, 24), dtype=np.uint8)).save(raw / "masks" / f"{name}.png")
     (raw / "splits.csv").write_text("image,split\na.png,train\nb.png,train\nc.png,test\n")
-    config = dict(TINY_CONFIG, datasets={"mine": {"type": "folder", "raw": str(raw), "classes": ["background", "x", "y"], "size": 16}})
+    config = dict(
+        TINY_CONFIG,
+        datasets={"mine": {"type": "folder", "raw": str(raw), "classes": ["background", "x", "y"], "size": 16}},
+    )
     result = snakemake(tmp_path, write_config(tmp_path / "folder.yaml", config), "results/data/mine/dataset.json")
     assert result.returncode == 0, result.stdout
     train = open_split(tmp_path / "results" / "data" / "mine" / "train")
@@ -253,7 +321,10 @@ def test_online_target_never_pretrains_past_the_stop(tmp_path):
     # On CPU pretraining is bit-for-bit reproducible, so this tiny chain's trail is fixed: it falls early.
     assert trail[-1] < 4 and scores[-1] <= scores[-2], record
     assert record["chosen_epoch"] == trail[-2] and record["pretrained_epochs"] == trail[-1]
-    built = sorted(int(path.parent.name.removeprefix("epoch=")) for path in (tmp_path / "results/pretrain").glob("model=unet/scheme=simple/epoch=*/state.pt"))
+    built = sorted(
+        int(path.parent.name.removeprefix("epoch="))
+        for path in (tmp_path / "results/pretrain").glob("model=unet/scheme=simple/epoch=*/state.pt")
+    )
     assert built == trail, f"pretrained {built}, but the walk only needed {trail}"
     assert result.stdout.count("(Rule: pretrain)") == len(trail)  # Snakemake's "Finished jobid: N (Rule: ...)" lines
     # the kept checkpoint is trained downstream (every seed) and its Dice recorded

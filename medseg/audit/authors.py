@@ -31,10 +31,27 @@ DICE_COLUMN = {"acdc": "mean dice index", "covidqu": "dice index", "idrid": "dic
 # The number of encoder outputs: `level` counts them from 1, so this is the last level.
 LAST_LEVEL = {"unet": 5, "resnet50_attention_unet": 5, "swin_unet": 4}
 
-DOWNSTREAM_COLUMNS = ["model", "dataset", "pretraining length", "freeze encoder", "pretraining scheme", "seed",
-                      "dice index", "mean dice index"]
-ROBUSTNESS_COLUMNS = ["dataset", "metric", "margin", "encoder", "pretraining_scheme", "pooled", "level",
-                      "pretraining_length", "robustness"]
+DOWNSTREAM_COLUMNS = [
+    "model",
+    "dataset",
+    "pretraining length",
+    "freeze encoder",
+    "pretraining scheme",
+    "seed",
+    "dice index",
+    "mean dice index",
+]
+ROBUSTNESS_COLUMNS = [
+    "dataset",
+    "metric",
+    "margin",
+    "encoder",
+    "pretraining_scheme",
+    "pooled",
+    "level",
+    "pretraining_length",
+    "robustness",
+]
 ACCURACY_COLUMNS = ["model", "scheme", "pretraining_length", "imagenet_val_top1"]
 
 
@@ -57,8 +74,9 @@ def _read(path: Path, columns: list[str], what: str) -> pd.DataFrame:
 def _map(table: pd.DataFrame, column: str, names: dict[str, str], path: Path) -> pd.Series:
     unknown = sorted(set(table[column].astype(str)) - set(names))
     if unknown:
-        raise MedsegError(f"{path}: unknown {column} value(s) {', '.join(map(repr, unknown))}; "
-                          f"expected {', '.join(map(repr, names))}")
+        raise MedsegError(
+            f"{path}: unknown {column} value(s) {', '.join(map(repr, unknown))}; expected {', '.join(map(repr, names))}"
+        )
     return table[column].astype(str).map(names)
 
 
@@ -89,19 +107,22 @@ def read_downstream(path: Path) -> pd.DataFrame:
         dice = pd.Series(float("nan"), index=raw.index)
         for name, column in DICE_COLUMN.items():
             dice = dice.where(dataset != name, raw[column])
-        runs = pd.DataFrame({
-            "dataset": dataset,
-            "model": _map(raw, "model", MODELS, path),
-            "scheme": _map(raw, "pretraining scheme", SCHEMES, path).where(epoch != SCRATCH_EPOCH, SCRATCH),
-            "epoch": epoch,
-            "mode": _boolean(raw, "freeze encoder", path).map({True: "decoder", False: "full"}),
-            "seed": raw["seed"].astype(int),
-            "dice": dice.astype(float),
-        })
+        runs = pd.DataFrame(
+            {
+                "dataset": dataset,
+                "model": _map(raw, "model", MODELS, path),
+                "scheme": _map(raw, "pretraining scheme", SCHEMES, path).where(epoch != SCRATCH_EPOCH, SCRATCH),
+                "epoch": epoch,
+                "mode": _boolean(raw, "freeze encoder", path).map({True: "decoder", False: "full"}),
+                "seed": raw["seed"].astype(int),
+                "dice": dice.astype(float),
+            }
+        )
         if runs["dice"].isna().any():
             row = raw[runs["dice"].isna()].index[0]
-            raise MedsegError(f"{path}: line {row + 2} has no Dice in its dataset's column "
-                              f"({DICE_COLUMN[dataset[row]]!r})")
+            raise MedsegError(
+                f"{path}: line {row + 2} has no Dice in its dataset's column ({DICE_COLUMN[dataset[row]]!r})"
+            )
         return runs
 
 
@@ -114,18 +135,20 @@ def read_robustness(path: Path) -> pd.DataFrame:
         model = _map(raw, "encoder", ENCODERS, path)
         last = model.map(LAST_LEVEL)
         level = raw["level"].astype(int)
-        table = pd.DataFrame({
-            "dataset": _map(raw, "dataset", DATASETS, path),
-            "model": model,
-            "scheme": _map(raw, "pretraining_scheme", SCHEMES, path),
-            "epoch": raw["pretraining_length"].astype(int),
-            "distance": _map(raw, "metric", DISTANCES, path),
-            "margin": raw["margin"].astype(float),
-            "level": (level - last).map({0: "last", -1: "second_to_last"}),
-            "pooled": _boolean(raw, "pooled", path),
-            "robustness": 1.0 - raw["robustness"].astype(float),
-            "hinge_mean": raw["robustness"].astype(float),
-        })
+        table = pd.DataFrame(
+            {
+                "dataset": _map(raw, "dataset", DATASETS, path),
+                "model": model,
+                "scheme": _map(raw, "pretraining_scheme", SCHEMES, path),
+                "epoch": raw["pretraining_length"].astype(int),
+                "distance": _map(raw, "metric", DISTANCES, path),
+                "margin": raw["margin"].astype(float),
+                "level": (level - last).map({0: "last", -1: "second_to_last"}),
+                "pooled": _boolean(raw, "pooled", path),
+                "robustness": 1.0 - raw["robustness"].astype(float),
+                "hinge_mean": raw["robustness"].astype(float),
+            }
+        )
         return table[table["level"].notna()].reset_index(drop=True)
 
 
@@ -136,12 +159,14 @@ def read_accuracy(path: Path) -> pd.DataFrame:
     raw = _read(path, ACCURACY_COLUMNS, "imagenet_accuracy")
     with _values(path, "imagenet_accuracy"):
         names = {name: name for name in LAST_LEVEL} | MODELS
-        return pd.DataFrame({
-            "model": _map(raw, "model", names, path),
-            "scheme": _map(raw, "scheme", SCHEMES, path),
-            "epoch": raw["pretraining_length"].astype(int),
-            "val_top1": raw["imagenet_val_top1"].astype(float),
-        })
+        return pd.DataFrame(
+            {
+                "model": _map(raw, "model", names, path),
+                "scheme": _map(raw, "scheme", SCHEMES, path),
+                "epoch": raw["pretraining_length"].astype(int),
+                "val_top1": raw["imagenet_val_top1"].astype(float),
+            }
+        )
 
 
 def align_authors(runs: pd.DataFrame, epochs: list[int]) -> pd.DataFrame:
@@ -159,8 +184,9 @@ def align_authors(runs: pd.DataFrame, epochs: list[int]) -> pd.DataFrame:
     advanced = runs[runs["scheme"] == "advanced"].copy()
     advanced["epoch"] = advanced["epoch"].map(label)
     scratch = runs[runs["scheme"] == SCRATCH].assign(scheme="advanced", epoch=epochs[-1])
-    return pd.concat([runs[runs["scheme"] != "advanced"], advanced.dropna(subset=["epoch"]), scratch],
-                     ignore_index=True).astype({"epoch": int})
+    return pd.concat(
+        [runs[runs["scheme"] != "advanced"], advanced.dropna(subset=["epoch"]), scratch], ignore_index=True
+    ).astype({"epoch": int})
 
 
 def copied_scratch_robustness(robustness: pd.DataFrame) -> list[str]:

@@ -34,19 +34,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=OUTPUTS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--downstream-csv", type=Path, default=DEFAULT_DOWNSTREAM,
-                        help="the authors' downstream_scores.csv (default: paper/results/downstream_scores.csv)")
-    parser.add_argument("--robustness-csv", type=Path, default=DEFAULT_ROBUSTNESS,
-                        help="the authors' robustness_scores.csv (default: paper/results/robustness_scores.csv)")
-    parser.add_argument("--accuracy-csv", type=Path, default=DEFAULT_ACCURACY,
-                        help="ImageNet top-1 per checkpoint (default: paper/results/imagenet_accuracy.csv)")
-    parser.add_argument("--printed", type=Path, default=DEFAULT_PRINTED,
-                        help="the transcribed printed tables (default: paper/printed_tables.csv)")
+    parser.add_argument(
+        "--downstream-csv",
+        type=Path,
+        default=DEFAULT_DOWNSTREAM,
+        help="the authors' downstream_scores.csv (default: paper/results/downstream_scores.csv)",
+    )
+    parser.add_argument(
+        "--robustness-csv",
+        type=Path,
+        default=DEFAULT_ROBUSTNESS,
+        help="the authors' robustness_scores.csv (default: paper/results/robustness_scores.csv)",
+    )
+    parser.add_argument(
+        "--accuracy-csv",
+        type=Path,
+        default=DEFAULT_ACCURACY,
+        help="ImageNet top-1 per checkpoint (default: paper/results/imagenet_accuracy.csv)",
+    )
+    parser.add_argument(
+        "--printed",
+        type=Path,
+        default=DEFAULT_PRINTED,
+        help="the transcribed printed tables (default: paper/printed_tables.csv)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for the outputs (created if missing)")
-    parser.add_argument("--bootstrap", type=positive_int, default=400,
-                        help="bootstrap resamples for the TIS intervals (default: %(default)s)")
-    parser.add_argument("--seed", type=int_at_least(0), default=0,
-                        help="non-negative seed of the bootstrap (default: %(default)s)")
+    parser.add_argument(
+        "--bootstrap",
+        type=positive_int,
+        default=400,
+        help="bootstrap resamples for the TIS intervals (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int_at_least(0), default=0, help="non-negative seed of the bootstrap (default: %(default)s)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -80,12 +101,20 @@ def run(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     check_dir_target(out)
-    audit = run_audit(args.downstream_csv, args.robustness_csv, args.accuracy_csv, args.printed,
-                      bootstrap=args.bootstrap, seed=args.seed)
+    audit = run_audit(
+        args.downstream_csv,
+        args.robustness_csv,
+        args.accuracy_csv,
+        args.printed,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+    )
     writers = {
         "tis.parquet": lambda tmp: audit.tis.to_parquet(tmp, index=False),
         "rank.parquet": lambda tmp: audit.rank.to_parquet(tmp, index=False),
-        "comparison.csv": lambda tmp: audit.comparison.drop(columns="printed").to_csv(tmp, index=False, float_format="%.6f"),
+        "comparison.csv": lambda tmp: audit.comparison.drop(columns="printed").to_csv(
+            tmp, index=False, float_format="%.6f"
+        ),
         "audit.md": lambda tmp: tmp.write_text(render(audit, command_line(args)) + "\n", encoding="utf-8"),
     }
     for name, write in writers.items():
@@ -94,5 +123,7 @@ def run(args: argparse.Namespace) -> None:
     counts = audit.comparison.groupby("table", sort=False)[["match_paper_text", "match_authors"]].sum()
     sizes = audit.comparison.groupby("table", sort=False).size()
     print(f"wrote {out}/tis.parquet, rank.parquet, comparison.csv, audit.md")
-    print("matching printed cells (paper_text, authors): " + ", ".join(
-        f"{t} {int(r.match_paper_text)}/{int(r.match_authors)} of {sizes[t]}" for t, r in counts.iterrows()))
+    print(
+        "matching printed cells (paper_text, authors): "
+        + ", ".join(f"{t} {int(r.match_paper_text)}/{int(r.match_authors)} of {sizes[t]}" for t, r in counts.iterrows())
+    )

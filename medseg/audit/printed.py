@@ -21,11 +21,17 @@ if TYPE_CHECKING:
 
 # table -> (dataset, scheme); None where the table averages over that axis (Table 3).
 TABLES = {
-    "3(a)": (None, None), "3(b)": (None, None),
-    "4": ("idrid", "advanced"), "5": ("covidqu", "advanced"), "6": ("idrid", "simple"),
-    "B.1(a)": ("acdc", "simple"), "B.1(b)": ("acdc", "advanced"),
-    "B.2(a)": ("covidqu", "simple"), "B.2(b)": ("covidqu", "advanced"),
-    "B.3(a)": ("idrid", "simple"), "B.3(b)": ("idrid", "advanced"),
+    "3(a)": (None, None),
+    "3(b)": (None, None),
+    "4": ("idrid", "advanced"),
+    "5": ("covidqu", "advanced"),
+    "6": ("idrid", "simple"),
+    "B.1(a)": ("acdc", "simple"),
+    "B.1(b)": ("acdc", "advanced"),
+    "B.2(a)": ("covidqu", "simple"),
+    "B.2(b)": ("covidqu", "advanced"),
+    "B.3(a)": ("idrid", "simple"),
+    "B.3(b)": ("idrid", "advanced"),
 }
 TABLE_TITLES = {
     "3(a)": "Table 3(a): TIS per dataset, averaged over models and schemes",
@@ -33,9 +39,12 @@ TABLE_TITLES = {
     "4": "Table 4: distances, IDRiD, advanced scheme",
     "5": "Table 5: margins, COVID-QU, advanced scheme",
     "6": "Table 6: representations, IDRiD, simple scheme",
-    "B.1(a)": "Table B.1(a): ACDC, simple scheme", "B.1(b)": "Table B.1(b): ACDC, advanced scheme",
-    "B.2(a)": "Table B.2(a): COVID-QU, simple scheme", "B.2(b)": "Table B.2(b): COVID-QU, advanced scheme",
-    "B.3(a)": "Table B.3(a): IDRiD, simple scheme", "B.3(b)": "Table B.3(b): IDRiD, advanced scheme",
+    "B.1(a)": "Table B.1(a): ACDC, simple scheme",
+    "B.1(b)": "Table B.1(b): ACDC, advanced scheme",
+    "B.2(a)": "Table B.2(a): COVID-QU, simple scheme",
+    "B.2(b)": "Table B.2(b): COVID-QU, advanced scheme",
+    "B.3(a)": "Table B.3(a): IDRiD, simple scheme",
+    "B.3(b)": "Table B.3(b): IDRiD, advanced scheme",
 }
 MODEL_LABELS = {"basic U-Net": "unet", "R50 Attn. U-Net": "resnet50_attention_unet", "Swin U-Net": "swin_unet"}
 DATASET_LABELS = {"ACDC": "acdc", "COVID-QU": "covidqu", "IDRiD": "idrid"}
@@ -64,8 +73,10 @@ ROWS = {
     "second to last, not pooled": RowSpec("robustness_offline", level="second_to_last", pooled=False),
     "correlation, margin 0.50": RowSpec("robustness_offline", distance="correlation", margin=0.5),
     "L2 distance, margin 0.50": RowSpec("robustness_offline", distance="l2", margin=0.5),
-    **{f"cosine distance, margin {m:.2f}": RowSpec("robustness_offline", distance="cosine", margin=m)
-       for m in (0.25, 0.5, 0.75, 1.0)},
+    **{
+        f"cosine distance, margin {m:.2f}": RowSpec("robustness_offline", distance="cosine", margin=m)
+        for m in (0.25, 0.5, 0.75, 1.0)
+    },
 }
 
 

@@ -59,11 +59,16 @@ def claims(tis: pd.DataFrame) -> dict[str, float]:
     return {
         "cells": len(offline),
         "complete": int(offline["complete"].sum()),
-        "offline_mean": offline["tis"].mean(), "offline_min": offline["tis"].min(),
-        "online_mean": online["tis"].mean(), "online_min": online["tis"].min(),
-        "full_mean": full["tis"].mean(), "full_min": full["tis"].min(),
-        "none_mean": none["tis"].mean(), "none_min": none["tis"].min(),
-        "worst_absolute": absolute.min(), "worst_relative": relative.min(),
+        "offline_mean": offline["tis"].mean(),
+        "offline_min": offline["tis"].min(),
+        "online_mean": online["tis"].mean(),
+        "online_min": online["tis"].min(),
+        "full_mean": full["tis"].mean(),
+        "full_min": full["tis"].min(),
+        "none_mean": none["tis"].mean(),
+        "none_min": none["tis"].min(),
+        "worst_absolute": absolute.min(),
+        "worst_relative": relative.min(),
         "online_max_epoch": online["chosen_epoch"].max(),
         "online_at_1": int((online["chosen_epoch"] == 1).sum()),
         "online_beats_none": int(better.sum()),
@@ -80,25 +85,50 @@ def _claims_section(audit: Audit) -> list[str]:
         ("mean TIS, robustness online", "over 0.97", "online_mean", lambda v: v > 0.97),
         ("worst TIS, robustness offline", "over 0.95", "offline_min", lambda v: v > 0.95),
         ("worst TIS, robustness online", "over 0.91", "online_min", lambda v: v > 0.91),
-        ("worst TIS, full ImageNet pretraining", "under 0.75 (\"can provide\")", "full_min", lambda v: v < 0.75),
-        ("worst TIS, no pretraining", "under 0.75 (\"can provide\")", "none_min", lambda v: v < 0.75),
+        ("worst TIS, full ImageNet pretraining", 'under 0.75 ("can provide")', "full_min", lambda v: v < 0.75),
+        ("worst TIS, no pretraining", 'under 0.75 ("can provide")', "none_min", lambda v: v < 0.75),
         ("mean TIS, full ImageNet pretraining", "(not printed)", "full_mean", None),
         ("mean TIS, no pretraining", "(not printed)", "none_mean", None),
         ("worst Dice of offline minus full pretraining", "-0.006", "worst_absolute", lambda v: round(v, 3) >= -0.006),
-        ("worst relative Dice of offline vs full pretraining", "-1.3 %", "worst_relative", lambda v: round(v, 3) >= -0.013),
+        (
+            "worst relative Dice of offline vs full pretraining",
+            "-1.3 %",
+            "worst_relative",
+            lambda v: round(v, 3) >= -0.013,
+        ),
     ]
     table = []
     for label, printed, key, holds in rows:
-        cells = [_f(values[a][key], 4) if "relative" not in key else f"{values[a][key] * 100:.1f} %"
-                 for a in ("paper_text", "uncopied", "authors")]
+        cells = [
+            _f(values[a][key], 4) if "relative" not in key else f"{values[a][key] * 100:.1f} %"
+            for a in ("paper_text", "uncopied", "authors")
+        ]
         verdict = "" if holds is None else ("yes" if holds(p[key]) else "**no**")
         table.append([label, printed, *cells, verdict])
-    table.append(["latest online choice (Figure 4)", "no later than 150", *[values[a]["online_max_epoch"]
-                  for a in ("paper_text", "uncopied", "authors")], "yes" if p["online_max_epoch"] <= 150 else "**no**"])
-    table.append(["online choices at epoch 1", "\"most\"", *[f"{values[a]['online_at_1']} of {n}"
-                  for a in ("paper_text", "uncopied", "authors")], "yes" if p["online_at_1"] > n / 2 else "**no**"])
-    table.append(["online Dice above no pretraining", "\"almost always\"", *[f"{values[a]['online_beats_none']} of {n}"
-                  for a in ("paper_text", "uncopied", "authors")], ""])
+    table.append(
+        [
+            "latest online choice (Figure 4)",
+            "no later than 150",
+            *[values[a]["online_max_epoch"] for a in ("paper_text", "uncopied", "authors")],
+            "yes" if p["online_max_epoch"] <= 150 else "**no**",
+        ]
+    )
+    table.append(
+        [
+            "online choices at epoch 1",
+            '"most"',
+            *[f"{values[a]['online_at_1']} of {n}" for a in ("paper_text", "uncopied", "authors")],
+            "yes" if p["online_at_1"] > n / 2 else "**no**",
+        ]
+    )
+    table.append(
+        [
+            "online Dice above no pretraining",
+            '"almost always"',
+            *[f"{values[a]['online_beats_none']} of {n}" for a in ("paper_text", "uncopied", "authors")],
+            "",
+        ]
+    )
     copied = ", ".join(DATASET_NAMES.get(d, d) for d in audit.copied) or "none"
     last = max(audit.epochs)
     cells = main_rows(audit.tis[audit.tis["alignment"] == "paper_text"])
@@ -112,7 +142,7 @@ def _claims_section(audit: Audit) -> list[str]:
         f"with the release's epoch-0 robustness of {copied} treated as unknown (it is a copy of epoch {last}'s, so "
         f"the offline rule, which breaks ties towards the earliest checkpoint, picks the random initialisation "
         f"wherever epoch {last} scores best; the online rule never reads epoch 0); `authors` for comparison. "
-        "\"holds\" judges the `paper_text` value. The paper counts the online choices (Figure 4) over 18 "
+        '"holds" judges the `paper_text` value. The paper counts the online choices (Figure 4) over 18 '
         f"configurations without saying which mode; here they are counted over all {n} cells.",
         "",
         _table(["claim", "printed", "paper_text", "paper_text, copies unknown", "authors", "holds"], table),
@@ -153,8 +183,14 @@ def _findings(audit: Audit) -> list[str]:
         return f"{hit} of {total}"
 
     level_rows = ["last, pooled", "last, not pooled", "second to last, pooled", "second to last, not pooled"]
-    distance_rows = ["correlation, margin 0.50", "L2 distance, margin 0.50", "cosine distance, margin 0.25",
-                     "cosine distance, margin 0.50", "cosine distance, margin 0.75", "cosine distance, margin 1.00"]
+    distance_rows = [
+        "correlation, margin 0.50",
+        "L2 distance, margin 0.50",
+        "cosine distance, margin 0.25",
+        "cosine distance, margin 0.50",
+        "cosine distance, margin 0.75",
+        "cosine distance, margin 1.00",
+    ]
     dice_rows = ["ImageNet accuracy", "no pretraining"]
     t4 = c[c["table"] == "4"].merge(c[c["table"] == "B.3(b)"], on=["row", "column"], suffixes=("", "_b3"))
     t6 = c[c["table"] == "6"].merge(c[c["table"] == "B.3(a)"], on=["row", "column"], suffixes=("", "_b3"))
@@ -166,7 +202,7 @@ def _findings(audit: Audit) -> list[str]:
         f"paper describes the method (`paper_text`). B.1(b), advanced scheme: {n('authors', table='B.1(b)')} "
         f"reproduced under the authors' alignment, {n('paper_text', table='B.1(b)')} under `paper_text`: the printed "
         "advanced-scheme values pair each checkpoint's robustness with the Dice of the next checkpoint, so the "
-        "printed \"no pretraining\" row is really epoch 1 and the printed \"ImageNet accuracy\" row is really the "
+        'printed "no pretraining" row is really epoch 1 and the printed "ImageNet accuracy" row is really the '
         "random initialisation.",
         f"- **COVID-QU (Tables B.2 and 5).** B.2(a): {n('paper_text', table='B.2(a)')} under `paper_text`; "
         f"B.2(b): {n('authors', table='B.2(b)')} under `authors` ({n('paper_text', table='B.2(b)')} under "
@@ -177,7 +213,7 @@ def _findings(audit: Audit) -> list[str]:
         f"IDRiD's robustness values. Table 5 matches {n('authors', table='5')} under `authors` and "
         f"{n('authors_inverted_pooling', table='5')} with the pooling inverted (pooled robustness for full training, "
         "unpooled for decoder-only), which is not the method §6 describes.",
-        f"- **IDRiD (Tables B.3, 4, 6).** The \"ImageNet accuracy\" and \"no pretraining\" rows depend on Dice alone "
+        f'- **IDRiD (Tables B.3, 4, 6).** The "ImageNet accuracy" and "no pretraining" rows depend on Dice alone '
         f"(the chosen checkpoints are fixed), and they match {n('paper_text', table=['B.3(a)', 'B.3(b)'], row=dice_rows)} "
         f"under `paper_text` and {n('authors', table=['B.3(a)', 'B.3(b)'], row=dice_rows)} under `authors`: the IDRiD "
         "Dice values in the release are not the ones behind the printed tables, so no IDRiD TIS can be checked. "
@@ -213,14 +249,16 @@ def _decoder_gap(audit: Audit) -> str:
     c = audit.comparison
     part = c[c["table"] == "3(a)"]
     gaps = []
-    for mode, label in (("decoder", "decoder only"), ("full", "full training")):
+    for label in ("decoder only", "full training"):
         cells = part[part["column"].str.endswith(label)]
         robust = cells[cells["row"] == "robustness (offline)"]
         full = cells[cells["row"] == "ImageNet accuracy"]
         values = [robust[a].mean() - full[a].mean() for a in ("printed", *ALIGNMENTS)]
         gaps.append(f"{label}: printed {values[0]:+.3f}, `paper_text` {values[1]:+.3f}, `authors` {values[2]:+.3f}")
-    return ("- **The advantage of offline robustness over full pretraining** (mean TIS difference over Table 3(a)'s "
-            "datasets): " + "; ".join(gaps) + ".")
+    return (
+        "- **The advantage of offline robustness over full pretraining** (mean TIS difference over Table 3(a)'s "
+        "datasets): " + "; ".join(gaps) + "."
+    )
 
 
 def _row_explanations(audit: Audit) -> list[str]:
@@ -248,11 +286,22 @@ def _online_section(audit: Audit) -> list[str]:
     full = max(audit.epochs)
     table = []
     for (model, scheme), part in online.groupby(["model", "scheme"], sort=True):
-        cells = ", ".join(f"{DATASET_NAMES.get(d, d)} {m}: {e}" for d, m, e in
-                          part[["dataset", "mode", "pretrained_epochs"]].itertuples(index=False))
+        cells = ", ".join(
+            f"{DATASET_NAMES.get(d, d)} {m}: {e}"
+            for d, m, e in part[["dataset", "mode", "pretrained_epochs"]].itertuples(index=False)
+        )
         spent = part["pretrained_epochs"]
-        table.append([MODEL_NAMES.get(model, model), scheme, cells, _f(spent.mean(), 1), int(spent.max()),
-                      f"{(1 - spent.mean() / full) * 100:.0f} %", f"{(1 - spent.max() / full) * 100:.0f} %"])
+        table.append(
+            [
+                MODEL_NAMES.get(model, model),
+                scheme,
+                cells,
+                _f(spent.mean(), 1),
+                int(spent.max()),
+                f"{(1 - spent.mean() / full) * 100:.0f} %",
+                f"{(1 - spent.max() / full) * 100:.0f} %",
+            ]
+        )
     spent = online["pretrained_epochs"]
     return [
         "## Pretraining the online rule needs",
@@ -260,10 +309,20 @@ def _online_section(audit: Audit) -> list[str]:
         f"Epochs of ImageNet pretraining the online rule (main variant) ran before it stopped: the last checkpoint "
         f"it scored, i.e. the one that showed the decrease, against the full {full}. The walk reads robustness only, "
         "so this is the same under both alignments. One pretraining of a (model, scheme) serves all three datasets "
-        "and both modes, so the column \"max\" is what a run that serves all six needs.",
+        'and both modes, so the column "max" is what a run that serves all six needs.',
         "",
-        _table(["model", "scheme", "epochs per (dataset, mode)", "mean", "max", f"saved vs {full}, mean",
-                f"saved vs {full}, max"], table),
+        _table(
+            [
+                "model",
+                "scheme",
+                "epochs per (dataset, mode)",
+                "mean",
+                "max",
+                f"saved vs {full}, mean",
+                f"saved vs {full}, max",
+            ],
+            table,
+        ),
         "",
         f"Over all {len(online)} cells: {_f(spent.mean(), 1)} epochs on average ({(1 - spent.mean() / full) * 100:.0f} % "
         f"of the {full}-epoch pretraining saved), at most {int(spent.max())}; one robustness evaluation per checkpoint "
@@ -278,9 +337,18 @@ def _rank_section(audit: Audit) -> list[str]:
     rank = rank[(rank["main"] == True) | (rank["score"] == "imagenet_accuracy")]  # noqa: E712
     rows = []
     for (alignment, score, mode), part in rank.groupby(["alignment", "score", "mode"], sort=False):
-        rows.append([alignment, "robustness (main variant)" if score == "robustness" else "ImageNet top-1", mode,
-                     len(part), _f(part["spearman"].mean(), 2), _f(part["spearman"].median(), 2),
-                     _f(part["kendall"].mean(), 2), f"{int((part['spearman'] > 0).sum())} of {len(part)}"])
+        rows.append(
+            [
+                alignment,
+                "robustness (main variant)" if score == "robustness" else "ImageNet top-1",
+                mode,
+                len(part),
+                _f(part["spearman"].mean(), 2),
+                _f(part["spearman"].median(), 2),
+                _f(part["kendall"].mean(), 2),
+                f"{int((part['spearman'] > 0).sum())} of {len(part)}",
+            ]
+        )
     return [
         "## Rank agreement (beyond the paper)",
         "",
@@ -289,8 +357,10 @@ def _rank_section(audit: Audit) -> list[str]:
         "TIS only asks whether the top choice is good; these ask whether the score orders the checkpoints. Every "
         "variant is in `rank.parquet`.",
         "",
-        _table(["alignment", "score", "mode", "cells", "Spearman mean", "Spearman median", "Kendall mean",
-                "Spearman > 0"], rows),
+        _table(
+            ["alignment", "score", "mode", "cells", "Spearman mean", "Spearman median", "Kendall mean", "Spearman > 0"],
+            rows,
+        ),
         "",
     ]
 
@@ -303,17 +373,26 @@ def _cells_section(audit: Audit) -> list[str]:
         key = tuple(getattr(record, k) for k in keys)
         wide.setdefault(key, {"complete": True})[record.indicator] = (
             f"{_f(record.tis)} [{_f(record.tis_low)}, {_f(record.tis_high)}]"
-            + (f" @{record.chosen_epoch}" if record.indicator != "no_pretraining" else ""))
+            + (f" @{record.chosen_epoch}" if record.indicator != "no_pretraining" else "")
+        )
         wide[key]["complete"] &= bool(record.complete)
-    table = [[DATASET_NAMES.get(d, d), MODEL_NAMES.get(m, m), s, mo,
-              *[v.get(i, "") for i in INDICATOR_NAMES], "yes" if v["complete"] else "no"]
-             for (d, m, s, mo), v in sorted(wide.items())]
+    table = [
+        [
+            DATASET_NAMES.get(d, d),
+            MODEL_NAMES.get(m, m),
+            s,
+            mo,
+            *[v.get(i, "") for i in INDICATOR_NAMES],
+            "yes" if v["complete"] else "no",
+        ]
+        for (d, m, s, mo), v in sorted(wide.items())
+    ]
     return [
         "## TIS per cell with bootstrap intervals (`paper_text`)",
         "",
         f"TIS [{audit.bootstrap} bootstrap resamples, 95 % interval] @ chosen epoch. Each resample draws every "
         f"checkpoint's runs with replacement (seed {audit.seed}); the chosen checkpoint stays fixed, the best one "
-        "is re-taken per resample (so the interval leans low). \"complete\" is no where a checkpoint lacks a seed "
+        'is re-taken per resample (so the interval leans low). "complete" is no where a checkpoint lacks a seed '
         "or repeats one (see `notes` in `tis.parquet`).",
         "",
         _table(["dataset", "model", "scheme", "mode", *INDICATOR_NAMES.values(), "complete"], table),
@@ -364,10 +443,17 @@ def _grids(audit: Audit) -> list[str]:
         rows = []
         for row, cells in part.groupby("row", sort=False):
             by_column = {r.column: r for r in cells.itertuples(index=False)}
-            rows.append([row, *[
-                f"{by_column[col].value} / {_f(getattr(by_column[col], 'paper_text'))} "
-                f"{'✓' if by_column[col].match_paper_text else '✗'} / {_f(by_column[col].authors)} "
-                f"{'✓' if by_column[col].match_authors else '✗'}" for col in columns]])
+            rows.append(
+                [
+                    row,
+                    *[
+                        f"{by_column[col].value} / {_f(by_column[col].paper_text)} "
+                        f"{'✓' if by_column[col].match_paper_text else '✗'} / {_f(by_column[col].authors)} "
+                        f"{'✓' if by_column[col].match_authors else '✗'}"
+                        for col in columns
+                    ],
+                ]
+            )
         lines += [_table(["row", *columns], rows), ""]
     return lines
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medseg import tis as tis_module
-from medseg.audit import ALIGNMENTS, authors, printed as printed_module
+from medseg.audit import ALIGNMENTS, authors
+from medseg.audit import printed as printed_module
 from medseg.robustness.selection import SCRATCH_EPOCH
 
 if TYPE_CHECKING:
@@ -26,7 +27,10 @@ if TYPE_CHECKING:
 # Checks beyond the two alignments: name -> (alignment, what is changed), in report order.
 CHECKS = {
     "authors_idrid_robustness": ("authors", "COVID-QU scored with IDRiD's robustness values"),
-    "authors_inverted_pooling": ("authors", "pooling inverted: pooled robustness for full training, unpooled for decoder-only"),
+    "authors_inverted_pooling": (
+        "authors",
+        "pooling inverted: pooled robustness for full training, unpooled for decoder-only",
+    ),
 }
 UNCOPIED = "paper_text_uncopied"
 
@@ -63,15 +67,18 @@ def run_audit(
     aligned = {"paper_text": runs, "authors": authors.align_authors(runs, epochs)}
 
     def tis(alignment_runs, robustness_table, n=0):
-        return tis_module.tis_table(alignment_runs, robustness_table, acc, epochs=epochs, seeds=seeds,
-                                    bootstrap=n, seed=seed)
+        return tis_module.tis_table(
+            alignment_runs, robustness_table, acc, epochs=epochs, seeds=seeds, bootstrap=n, seed=seed
+        )
 
     tis_tables, rank_tables = [], []
     comparison = table[["table", "row", "column", "value", "printed"]].copy()
     for alignment in ALIGNMENTS:
         result = tis(aligned[alignment], rob, bootstrap)
         tis_tables.append(result.assign(alignment=alignment))
-        rank_tables.append(tis_module.rank_table(aligned[alignment], rob, acc, epochs=epochs).assign(alignment=alignment))
+        rank_tables.append(
+            tis_module.rank_table(aligned[alignment], rob, acc, epochs=epochs).assign(alignment=alignment)
+        )
         comparison[alignment] = printed_module.recompute(table, result)
         comparison[f"match_{alignment}"] = printed_module.matches(comparison[alignment], comparison["printed"])
 
@@ -92,12 +99,23 @@ def run_audit(
     tis_all = pd.concat(tis_tables, ignore_index=True)
     tis_all = _note_copies(tis_all, copied)
     return Audit(
-        inputs={"downstream": Path(downstream), "robustness": Path(robustness), "accuracy": Path(accuracy),
-                "printed": Path(printed)},
-        runs=runs, robustness=rob, epochs=epochs, seeds=seeds, copied=copied,
+        inputs={
+            "downstream": Path(downstream),
+            "robustness": Path(robustness),
+            "accuracy": Path(accuracy),
+            "printed": Path(printed),
+        },
+        runs=runs,
+        robustness=rob,
+        epochs=epochs,
+        seeds=seeds,
+        copied=copied,
         tis=tis_all[["alignment", *tis_module.COLUMNS]],
         rank=pd.concat(rank_tables, ignore_index=True)[["alignment", *tis_module.RANK_COLUMNS]],
-        comparison=comparison, uncopied=uncopied, bootstrap=bootstrap, seed=seed,
+        comparison=comparison,
+        uncopied=uncopied,
+        bootstrap=bootstrap,
+        seed=seed,
     )
 
 

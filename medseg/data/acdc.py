@@ -70,9 +70,7 @@ def read_frame(patient_dir: Path, frame: int) -> tuple[np.ndarray, np.ndarray]:
     mask_path = patient_dir / f"{stem}_gt.nii.gz"
     for path in (image_path, mask_path):
         if not path.is_file():
-            raise DataError(
-                f"{path} does not exist, but {patient_dir / 'Info.cfg'} names frame {frame} as ED or ES"
-            )
+            raise DataError(f"{path} does not exist, but {patient_dir / 'Info.cfg'} names frame {frame} as ED or ES")
     image, _ = read_nifti(image_path)
     labels, _ = read_nifti(mask_path)
     for path, volume in ((image_path, image), (mask_path, labels)):
@@ -102,8 +100,14 @@ def prepare_split(root: Path, folder: str, size: int) -> tuple[list, list, list]
                 masks.append(resize_labels(labels[:, :, z], (size, size)))
                 rows.append(
                     full_image_row(
-                        len(rows), (size, size), source=source, patient=patient_dir.name,
-                        group=info.get("Group", ""), frame=phase, frame_number=frame, slice=z,
+                        len(rows),
+                        (size, size),
+                        source=source,
+                        patient=patient_dir.name,
+                        group=info.get("Group", ""),
+                        frame=phase,
+                        frame_number=frame,
+                        slice=z,
                     )
                 )
         log.info("%s: patient %d/%d (%s), %d slices so far", folder, number, len(patients), patient_dir.name, len(rows))
@@ -114,8 +118,14 @@ def prepare_acdc(raw: Path, out: Path, size: int = 256) -> None:
     """Write train (training/ patients) and test (testing/ patients) slices of size x size."""
     root = find_root(raw)
     counts = write_prepared(
-        raw, out, SPLITS, lambda split: prepare_split(root, SPLITS[split], size), CLASSES,
-        type="acdc", channels=1, size=[size, size],
+        raw,
+        out,
+        SPLITS,
+        lambda split: prepare_split(root, SPLITS[split], size),
+        CLASSES,
+        type="acdc",
+        channels=1,
+        size=[size, size],
         intensity=f"per-volume clip to percentiles {list(CLIP_PERCENTILES)}, scaled to [0, 1]",
     )
     log.info("ACDC prepared in %s: %s slices", out, counts)

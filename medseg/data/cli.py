@@ -25,41 +25,88 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         kind.add_argument("--out", type=Path, required=True, help="output folder, e.g. results/data/<dataset>")
         return kind
 
-    acdc = add("acdc", "ACDC cine MRI: ED/ES frames from Info.cfg, 2-D slices, per-volume percentile "
-               "normalisation to [0, 1], labels 0-3 resized nearest-neighbour")
-    acdc.add_argument("--size", type=image_side, default=256, help=f"side of the square slices, at least {MIN_IMAGE_SIDE} (default 256)")
+    acdc = add(
+        "acdc",
+        "ACDC cine MRI: ED/ES frames from Info.cfg, 2-D slices, per-volume percentile "
+        "normalisation to [0, 1], labels 0-3 resized nearest-neighbour",
+    )
+    acdc.add_argument(
+        "--size",
+        type=image_side,
+        default=256,
+        help=f"side of the square slices, at least {MIN_IMAGE_SIDE} (default 256)",
+    )
     acdc.set_defaults(run=run_acdc)
 
-    covid = add("covidqu", "COVID-QU-Ex COVID-19 infection subset: Train+Val -> train, Test -> test, "
-                "masks binarised")
-    covid.add_argument("--size", type=image_side, default=256, help=f"side of the square images, at least {MIN_IMAGE_SIDE} (default 256)")
+    covid = add("covidqu", "COVID-QU-Ex COVID-19 infection subset: Train+Val -> train, Test -> test, masks binarised")
+    covid.add_argument(
+        "--size",
+        type=image_side,
+        default=256,
+        help=f"side of the square images, at least {MIN_IMAGE_SIDE} (default 256)",
+    )
     covid.set_defaults(run=run_covidqu)
 
-    idrid = add("idrid", "IDRiD microaneurysms: images resized, masks max-pooled, training windows and "
-                "test tiles indexed over the resized images")
-    idrid.add_argument("--resize", type=image_side, nargs=2, default=[1120, 2240], metavar=("H", "W"),
-                       help="size the images are resized to (default 1120 2240)")
+    idrid = add(
+        "idrid",
+        "IDRiD microaneurysms: images resized, masks max-pooled, training windows and "
+        "test tiles indexed over the resized images",
+    )
+    idrid.add_argument(
+        "--resize",
+        type=image_side,
+        nargs=2,
+        default=[1120, 2240],
+        metavar=("H", "W"),
+        help="size the images are resized to (default 1120 2240)",
+    )
     idrid.add_argument("--window", type=positive_int, default=448, help="training window side (default 448)")
     idrid.add_argument("--stride", type=positive_int, default=112, help="training window stride (default 112)")
-    idrid.add_argument("--tile", type=positive_int, default=224,
-                       help="side of the equal test tiles partitioning each image (default 224: 50 tiles)")
+    idrid.add_argument(
+        "--tile",
+        type=positive_int,
+        default=224,
+        help="side of the equal test tiles partitioning each image (default 224: 50 tiles)",
+    )
     idrid.set_defaults(run=run_idrid)
 
     imagenet = add("imagenet", "ImageNet or any ImageFolder: index of (path, label) with optional budget")
-    imagenet.add_argument("--classes", type=positive_int, default=None,
-                          help="use this many classes, spread evenly over the sorted class list (default all)")
-    imagenet.add_argument("--images-per-class", type=positive_int, default=None,
-                          help="first N training images of each class (default all)")
-    imagenet.add_argument("--val-images-per-class", type=positive_int, default=None,
-                          help="first N validation images of each class (default all)")
-    imagenet.add_argument("--workers", type=positive_int, default=8,
-                          help="threads reading image headers (default 8)")
+    imagenet.add_argument(
+        "--classes",
+        type=positive_int,
+        default=None,
+        help="use this many classes, spread evenly over the sorted class list (default all)",
+    )
+    imagenet.add_argument(
+        "--images-per-class",
+        type=positive_int,
+        default=None,
+        help="first N training images of each class (default all)",
+    )
+    imagenet.add_argument(
+        "--val-images-per-class",
+        type=positive_int,
+        default=None,
+        help="first N validation images of each class (default all)",
+    )
+    imagenet.add_argument("--workers", type=positive_int, default=8, help="threads reading image headers (default 8)")
     imagenet.set_defaults(run=run_imagenet)
 
     folder = add("folder", "your own data: images/, masks/ with matching names and splits.csv (image,split)")
-    folder.add_argument("--classes", required=True, nargs="+", metavar="NAME", type=class_name,
-                        help="class names, background first, e.g. --classes background lesion")
-    folder.add_argument("--size", type=image_side, default=256, help=f"side of the square images, at least {MIN_IMAGE_SIDE} (default 256)")
+    folder.add_argument(
+        "--classes",
+        required=True,
+        nargs="+",
+        metavar="NAME",
+        type=class_name,
+        help="class names, background first, e.g. --classes background lesion",
+    )
+    folder.add_argument(
+        "--size",
+        type=image_side,
+        default=256,
+        help=f"side of the square images, at least {MIN_IMAGE_SIDE} (default 256)",
+    )
     folder.set_defaults(run=run_folder)
 
 
@@ -84,9 +131,7 @@ def run_idrid(args: argparse.Namespace) -> None:
 def run_imagenet(args: argparse.Namespace) -> None:
     from medseg.data.imagenet import prepare_imagenet
 
-    prepare_imagenet(
-        args.raw, args.out, args.classes, args.images_per_class, args.val_images_per_class, args.workers
-    )
+    prepare_imagenet(args.raw, args.out, args.classes, args.images_per_class, args.val_images_per_class, args.workers)
 
 
 def run_folder(args: argparse.Namespace) -> None:

@@ -46,8 +46,11 @@ def prepare_split(root: Path, raw: Path, release_splits: tuple[str, ...], size: 
             masks.append(resize_labels(infection.astype("uint8"), (size, size)))
             rows.append(
                 full_image_row(
-                    len(rows), (size, size), source=str(image_path.relative_to(raw)),
-                    image_id=image_path.stem, release_split=release_split,
+                    len(rows),
+                    (size, size),
+                    source=str(image_path.relative_to(raw)),
+                    image_id=image_path.stem,
+                    release_split=release_split,
                 )
             )
         log.info("%s/%s: %d images", release_split, SUBSET, len(image_paths))
@@ -58,7 +61,14 @@ def prepare_covidqu(raw: Path, out: Path, size: int = 256) -> None:
     """Write train (Train + Val) and test (Test) images of size x size with binary masks."""
     root = find_root(raw)
     counts = write_prepared(
-        raw, out, SPLITS, lambda split: prepare_split(root, raw, SPLITS[split], size), CLASSES,
-        type="covidqu", channels=1, size=[size, size], masks="infection masks binarised: non-zero -> 1",
+        raw,
+        out,
+        SPLITS,
+        lambda split: prepare_split(root, raw, SPLITS[split], size),
+        CLASSES,
+        type="covidqu",
+        channels=1,
+        size=[size, size],
+        masks="infection masks binarised: non-zero -> 1",
     )
     log.info("COVID-QU-Ex prepared in %s: %s images", out, counts)

@@ -1,8 +1,8 @@
 """A user's own segmentation data: `images/` and `masks/` with matching names, plus `splits.csv`.
 
-    {raw}/images/<name>.png|.jpg|.jpeg|.tif|.tiff   grey or colour, 8 or 16 bit
-    {raw}/masks/<stem>.png|.tif|.tiff               class ids 0..C-1 (a binary task may use 0/255)
-    {raw}/splits.csv                                columns `image,split`; split is train or test
+{raw}/images/<name>.png|.jpg|.jpeg|.tif|.tiff   grey or colour, 8 or 16 bit
+{raw}/masks/<stem>.png|.tif|.tiff               class ids 0..C-1 (a binary task may use 0/255)
+{raw}/splits.csv                                columns `image,split`; split is train or test
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ def read_splits(raw: Path) -> dict[str, str]:
     splits: dict[str, str] = {}
     for line, row in enumerate(rows, 2):
         if len(row) != len(header):
-            raise DataError(f"{path}, line {line}: expected {len(header)} fields ({','.join(header)}), found {len(row)}: {row}")
+            raise DataError(
+                f"{path}, line {line}: expected {len(header)} fields ({','.join(header)}), found {len(row)}: {row}"
+            )
         image, split = row[0], row[1]
         if split not in SPLITS:
             raise DataError(f"{path}, line {line}: split must be train or test, found {split!r}")
@@ -89,7 +91,7 @@ def read_mask(path: Path, classes: list[str]) -> np.ndarray:
 
 
 def storage_mode(raw: Path, names: list[str]) -> str:
-    """"L" when every image is grey, else "RGB": a grey image among colour ones is stored as RGB."""
+    """ "L" when every image is grey, else "RGB": a grey image among colour ones is stored as RGB."""
     modes = {name: read_header(raw / "images" / name).mode for name in names}
     colour = [name for name, mode in modes.items() if mode not in GRAYSCALE_MODES]
     if colour and len(colour) < len(names):
@@ -126,7 +128,13 @@ def prepare_folder(raw: Path, out: Path, classes: list[str], size: int = 256) ->
         return images, masks, rows
 
     counts = write_prepared(
-        raw, out, SPLITS, prepare_split, classes,
-        type="folder", channels=1 if mode == "L" else 3, size=[size, size],
+        raw,
+        out,
+        SPLITS,
+        prepare_split,
+        classes,
+        type="folder",
+        channels=1 if mode == "L" else 3,
+        size=[size, size],
     )
     log.info("folder dataset prepared in %s: %s images", out, counts)

@@ -89,17 +89,35 @@ def prepare_idrid(
             side = window if split == "train" else tile
             for row, col, y0, x0 in layout[split]:
                 rows.append(
-                    {"image": number, "y0": y0, "x0": x0, "height": side, "width": side,
-                     "source": str(image_path.relative_to(raw)), "image_id": image_path.stem,
-                     "window_row": row, "window_col": col}
+                    {
+                        "image": number,
+                        "y0": y0,
+                        "x0": x0,
+                        "height": side,
+                        "width": side,
+                        "source": str(image_path.relative_to(raw)),
+                        "image_id": image_path.stem,
+                        "window_row": row,
+                        "window_col": col,
+                    }
                 )
             log.info("%s: image %d/%d (%s)", split, number + 1, len(image_paths), image_path.name)
         return images, masks, rows
 
     counts = write_prepared(
-        raw, out, SETS, prepare_split, CLASSES, type="idrid", channels=3, size=list(size),
-        train_window=window, train_stride=stride, windows_per_train_image=len(layout["train"]),
-        test_tile=tile, tiles_per_test_image=len(layout["test"]),
+        raw,
+        out,
+        SETS,
+        prepare_split,
+        CLASSES,
+        type="idrid",
+        channels=3,
+        size=list(size),
+        train_window=window,
+        train_stride=stride,
+        windows_per_train_image=len(layout["train"]),
+        test_tile=tile,
+        tiles_per_test_image=len(layout["test"]),
         masks="microaneurysm masks shrunk by max pooling: a pixel is positive when any source pixel under it is",
     )
     log.info("IDRiD prepared in %s: %s samples", out, counts)

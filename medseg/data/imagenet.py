@@ -160,10 +160,16 @@ def prepare_imagenet(
             (tmp / split).mkdir()
             index_frame(raw, files, chosen, workers).to_parquet(tmp / split / INDEX, index=False)
         write_meta(
-            tmp, type="imagenet", raw=str(raw.resolve()), classes=chosen,
+            tmp,
+            type="imagenet",
+            raw=str(raw.resolve()),
+            classes=chosen,
             splits={"train": len(train), "val": len(val)},
-            budget={"classes": classes, "images_per_class": images_per_class,
-                    "val_images_per_class": val_images_per_class},
+            budget={
+                "classes": classes,
+                "images_per_class": images_per_class,
+                "val_images_per_class": val_images_per_class,
+            },
         )
     log.info("ImageNet indexed in %s: %d classes, %d train, %d val images", out, len(chosen), len(train), len(val))
 

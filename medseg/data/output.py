@@ -29,7 +29,9 @@ def check_output(raw: Path, out: Path, kind: str, splits: Iterable[str]) -> None
             "choose an output folder that is not above the raw release"
         )
     if Path.cwd().resolve().is_relative_to(out_path):
-        raise DataError(f"--out {out} is the current folder or above it; give a new subfolder such as results/data/{kind}")
+        raise DataError(
+            f"--out {out} is the current folder or above it; give a new subfolder such as results/data/{kind}"
+        )
     if not out_path.exists():
         return
     if not out_path.is_dir():

@@ -151,6 +151,5 @@ def check_labels(mask: np.ndarray, mask_path: Path, num_classes: int, dataset: s
     bad = values[(values < 0) | (values >= num_classes)]
     if bad.size:
         raise DataError(
-            f"{mask_path}: label values {bad.tolist()} are outside the {dataset} classes "
-            f"0-{num_classes - 1}"
+            f"{mask_path}: label values {bad.tolist()} are outside the {dataset} classes 0-{num_classes - 1}"
         )

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-
 INDEX = "index.parquet"
 IMAGES = "images.npy"
 MASKS = "masks.npy"

@@ -38,56 +38,125 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "command run after an interruption writes the finished runs' outputs from it (even if they were deleted, "
         "as Snakemake does) and trains only the rest. Every output place is checked before the first run starts.",
     )
-    train.add_argument("--data", type=Path, nargs="+", required=True,
-                       help="prepared segmentation dataset(s) (the output of `medseg prepare`), e.g. results/data/acdc")
-    train.add_argument("--encoder", type=Path, required=True,
-                       help="encoder checkpoint: a medseg encoder.safetensors, or a timm resnet50 state dict saved as "
-                       "safetensors (for resnet50_attention_unet)")
-    train.add_argument("--model", choices=MODEL_NAMES, required=True,
-                       help="segmentation model; must be the model of the encoder file")
-    train.add_argument("--mode", choices=paper.MODES, nargs="+", default=["full"],
-                       help="full: train the whole model from the checkpoint; decoder: freeze the encoder (eval mode) "
-                       "and train the decoder (default: full)")
-    train.add_argument("--seed", type=non_negative_int, nargs="+", default=[0],
-                       help="seed(s) of the decoder initialisation, the data order and the augmentation (default: 0; "
-                       "the paper trains seeds 0-4)")
+    train.add_argument(
+        "--data",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="prepared segmentation dataset(s) (the output of `medseg prepare`), e.g. results/data/acdc",
+    )
+    train.add_argument(
+        "--encoder",
+        type=Path,
+        required=True,
+        help="encoder checkpoint: a medseg encoder.safetensors, or a timm resnet50 state dict saved as "
+        "safetensors (for resnet50_attention_unet)",
+    )
+    train.add_argument(
+        "--model", choices=MODEL_NAMES, required=True, help="segmentation model; must be the model of the encoder file"
+    )
+    train.add_argument(
+        "--mode",
+        choices=paper.MODES,
+        nargs="+",
+        default=["full"],
+        help="full: train the whole model from the checkpoint; decoder: freeze the encoder (eval mode) "
+        "and train the decoder (default: full)",
+    )
+    train.add_argument(
+        "--seed",
+        type=non_negative_int,
+        nargs="+",
+        default=[0],
+        help="seed(s) of the decoder initialisation, the data order and the augmentation (default: 0; "
+        "the paper trains seeds 0-4)",
+    )
     outputs = train.add_argument_group("outputs")
-    outputs.add_argument("--scores", type=Path, required=True,
-                         help="Parquet file of test scores, e.g. results/downstream/dataset=acdc/model=unet/"
-                         "scheme=simple/epoch=5/mode=full/seed=0/scores.parquet")
+    outputs.add_argument(
+        "--scores",
+        type=Path,
+        required=True,
+        help="Parquet file of test scores, e.g. results/downstream/dataset=acdc/model=unet/"
+        "scheme=simple/epoch=5/mode=full/seed=0/scores.parquet",
+    )
     outputs.add_argument("--history", type=Path, required=True, help="Parquet file of the per-epoch history")
-    outputs.add_argument("--save-model", type=Path, default=None, metavar="FILE",
-                         help="also write the trained model's weights (safetensors)")
-    outputs.add_argument("--resume", type=Path, default=None, metavar="FILE",
-                         help="resume file (default: .<scores stem>.resume.pt beside --scores). A default-placed file "
-                         "of other settings is ignored with a warning; one named here is refused")
+    outputs.add_argument(
+        "--save-model",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the trained model's weights (safetensors)",
+    )
+    outputs.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="resume file (default: .<scores stem>.resume.pt beside --scores). A default-placed file "
+        "of other settings is ignored with a warning; one named here is refused",
+    )
     model = train.add_argument_group("model (default: as recorded in the encoder file)")
-    model.add_argument("--image-size", type=model_image_size, default=None,
-                       help="model input side for ACDC, COVID-QU-Ex and folder datasets (default: the encoder file's "
-                       "image size, 224 for a timm file); IDRiD always uses its tile")
+    model.add_argument(
+        "--image-size",
+        type=model_image_size,
+        default=None,
+        help="model input side for ACDC, COVID-QU-Ex and folder datasets (default: the encoder file's "
+        "image size, 224 for a timm file); IDRiD always uses its tile",
+    )
     model.add_argument("--width", type=positive_float, default=None, help="width multiplier; checked against the file")
     model.add_argument("--window-size", type=positive_int, default=None, help="Swin window; checked against the file")
-    model.add_argument("--classes", type=class_name, nargs="+", default=None, metavar="NAME",
-                       help="expected class names, background first; the dataset's must be the same")
+    model.add_argument(
+        "--classes",
+        type=class_name,
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="expected class names, background first; the dataset's must be the same",
+    )
     recipe = train.add_argument_group("recipe (what the results depend on; defaults: the paper's, Appendix A.4)")
-    recipe.add_argument("--epochs", type=positive_int, default=paper.EPOCHS,
-                        help=f"training epochs (default: {paper.EPOCHS})")
-    recipe.add_argument("--batch", type=segmentation_batch, default=paper.BATCH,
-                        help=f"images per optimizer step; an epoch's last step takes the remainder (default: {paper.BATCH})")
-    recipe.add_argument("--lr", type=positive_float, default=paper.LR,
-                        help=f"base learning rate; step i of N uses lr (1 - i/N)^{paper.POWER:g} (default: {paper.LR:g})")
-    recipe.add_argument("--momentum", type=non_negative_float, default=paper.MOMENTUM,
-                        help=f"SGD momentum (default: {paper.MOMENTUM:g})")
-    recipe.add_argument("--weight-decay", type=non_negative_float, default=paper.WEIGHT_DECAY,
-                        help=f"SGD weight decay (default: {paper.WEIGHT_DECAY:g})")
-    recipe.add_argument("--eval-every", type=non_negative_int, default=paper.EVAL_EVERY,
-                        help="test Dice in the history every this many epochs; 0: only after the last epoch, "
-                        f"which is always scored (default: {paper.EVAL_EVERY})")
+    recipe.add_argument(
+        "--epochs", type=positive_int, default=paper.EPOCHS, help=f"training epochs (default: {paper.EPOCHS})"
+    )
+    recipe.add_argument(
+        "--batch",
+        type=segmentation_batch,
+        default=paper.BATCH,
+        help=f"images per optimizer step; an epoch's last step takes the remainder (default: {paper.BATCH})",
+    )
+    recipe.add_argument(
+        "--lr",
+        type=positive_float,
+        default=paper.LR,
+        help=f"base learning rate; step i of N uses lr (1 - i/N)^{paper.POWER:g} (default: {paper.LR:g})",
+    )
+    recipe.add_argument(
+        "--momentum",
+        type=non_negative_float,
+        default=paper.MOMENTUM,
+        help=f"SGD momentum (default: {paper.MOMENTUM:g})",
+    )
+    recipe.add_argument(
+        "--weight-decay",
+        type=non_negative_float,
+        default=paper.WEIGHT_DECAY,
+        help=f"SGD weight decay (default: {paper.WEIGHT_DECAY:g})",
+    )
+    recipe.add_argument(
+        "--eval-every",
+        type=non_negative_int,
+        default=paper.EVAL_EVERY,
+        help="test Dice in the history every this many epochs; 0: only after the last epoch, "
+        f"which is always scored (default: {paper.EVAL_EVERY})",
+    )
     run = train.add_argument_group("execution (results do not depend on these, except CPU vs GPU rounding)")
     run.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     run.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
-    run.add_argument("--resume-minutes", type=non_negative_float, default=paper.RESUME_MINUTES,
-                     help=f"write the resume file this often (default: {paper.RESUME_MINUTES:g})")
+    run.add_argument(
+        "--resume-minutes",
+        type=non_negative_float,
+        default=paper.RESUME_MINUTES,
+        help=f"write the resume file this often (default: {paper.RESUME_MINUTES:g})",
+    )
     train.set_defaults(run=run_train)
 
 
@@ -110,7 +179,11 @@ def check_outputs(args: argparse.Namespace) -> None:
     datasets = [data.name for data in args.data]
     if args.classes is not None and len(datasets) > 1:
         raise MedsegError("--classes checks one dataset; give a single --data with it")
-    for key, option, values in (("dataset", "data", datasets), ("mode", "mode", args.mode), ("seed", "seed", args.seed)):
+    for key, option, values in (
+        ("dataset", "data", datasets),
+        ("mode", "mode", args.mode),
+        ("seed", "seed", args.seed),
+    ):
         if len(set(values)) != len(values):
             raise MedsegError(f"--{option} lists a value twice: {' '.join(map(str, values))}")
         if len(values) > 1:
@@ -129,19 +202,22 @@ def run_train(args: argparse.Namespace) -> None:
 
     from medseg.atomic import check_file_target
     from medseg.data.store import read_segmentation_meta
+    from medseg.devices import pick_device
     from medseg.downstream.data import open_task
     from medseg.downstream.settings import ModelBuild, Recipe
     from medseg.downstream.state import remove
     from medseg.downstream.train import Trainer, restore_finished
-    from medseg.signals import StopSignals
     from medseg.robustness.encoders import inspect
-    from medseg.devices import pick_device
     from medseg.robustness.score import resolve_image_size
+    from medseg.signals import StopSignals
 
     info = inspect(args.encoder)
     if info.model != args.model:
         raise MedsegError(f"{args.encoder} holds a {info.describe()}, but --model is {args.model}")
-    for option, given, recorded in (("width", args.width, info.width), ("window_size", args.window_size, info.window_size)):
+    for option, given, recorded in (
+        ("width", args.width, info.width),
+        ("window_size", args.window_size, info.window_size),
+    ):
         if given is not None and given != recorded and (option == "width" or args.model == "swin_unet"):
             raise MedsegError(
                 f"{args.encoder} holds a {info.describe()}, but --{option.replace('_', '-')} is {given:g}"
@@ -152,7 +228,9 @@ def run_train(args: argparse.Namespace) -> None:
     for data in args.data:  # every dataset is checked before the first run starts
         read_segmentation_meta(data, "downstream training")
     recipe = Recipe(args.epochs, args.batch, args.lr, args.momentum, args.weight_decay, args.eval_every)
-    runs = {data: [run_of(args, data.name, mode, seed) for mode in args.mode for seed in args.seed] for data in args.data}
+    runs = {
+        data: [run_of(args, data.name, mode, seed) for mode in args.mode for seed in args.seed] for data in args.data
+    }
     every_run = [run for planned in runs.values() for run in planned]
     for run in every_run:  # refused now, not after training
         for path in (run.scores, run.history, run.resume, run.record, run.save_model):
@@ -168,8 +246,17 @@ def run_train(args: argparse.Namespace) -> None:
                         f"stopped by {stop.received} before training {data.name}, {run.name()}; run the same command again"
                     )
                 if not restore_finished(task, info, build, recipe, run):
-                    Trainer(task, info, build, recipe, run, stop, resume_minutes=args.resume_minutes,
-                            explicit_resume=args.resume is not None, keep_record=True).train()
+                    Trainer(
+                        task,
+                        info,
+                        build,
+                        recipe,
+                        run,
+                        stop,
+                        resume_minutes=args.resume_minutes,
+                        explicit_resume=args.resume is not None,
+                        keep_record=True,
+                    ).train()
             del task  # free the device copy before the next dataset
     # Only now: until every run's outputs are written, an interruption (after which Snakemake
     # deletes all of this job's outputs) must find the finished runs' records.
@@ -181,6 +268,7 @@ def run_of(args: argparse.Namespace, dataset: str, mode: str, seed: int) -> pape
     """The run of (dataset, mode, seed): its output paths with the placeholders filled in."""
     from medseg.downstream import state
 
-    scores, history, resume, save_model = (expand(path, dataset, mode, seed)
-                                           for path in (args.scores, args.history, args.resume, args.save_model))
+    scores, history, resume, save_model = (
+        expand(path, dataset, mode, seed) for path in (args.scores, args.history, args.resume, args.save_model)
+    )
     return paper.Run(mode, seed, scores, history, resume or state.default_resume(scores), save_model)

@@ -116,8 +116,9 @@ class Task:
         return normalise(pixels), labels
 
 
-def augment(kind: str, pixels: torch.Tensor, labels: torch.Tensor, size: int, generator: torch.Generator
-            ) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(
+    kind: str, pixels: torch.Tensor, labels: torch.Tensor, size: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Appendix A.4's augmentation of [0, 1] pixels and labels for a dataset type (see the module docstring)."""
     if kind == "idrid":
         pixels, labels = idrid_crop(pixels, labels, size, generator)
@@ -125,8 +126,9 @@ def augment(kind: str, pixels: torch.Tensor, labels: torch.Tensor, size: int, ge
     return rotate_flip(pixels, labels, generator)
 
 
-def open_task(data: Path, image_size: int, device: torch.device | str = "cpu",
-              expected_classes: list[str] | None = None) -> Task:
+def open_task(
+    data: Path, image_size: int, device: torch.device | str = "cpu", expected_classes: list[str] | None = None
+) -> Task:
     """Open a prepared segmentation dataset, check it and copy both splits to `device`."""
     data = Path(data)
     meta_file = data / META
@@ -138,7 +140,9 @@ def open_task(data: Path, image_size: int, device: torch.device | str = "cpu",
             f"{list(expected_classes)} were expected (--classes); prepare the dataset again or fix the class list"
         )
     if len(classes) < 2:
-        raise MedsegError(f"{meta_file} lists {len(classes)} class(es); a segmentation task needs a background and a class")
+        raise MedsegError(
+            f"{meta_file} lists {len(classes)} class(es); a segmentation task needs a background and a class"
+        )
     size = input_size(meta, image_size)
     splits = {}
     for name in SPLITS:
@@ -147,13 +151,16 @@ def open_task(data: Path, image_size: int, device: torch.device | str = "cpu",
         try:
             opened = open_split(data / name)
         except FileNotFoundError as error:
-            raise MedsegError(f"{error.filename}: missing from the prepared dataset {data}; re-run `medseg prepare`") from None
+            raise MedsegError(
+                f"{error.filename}: missing from the prepared dataset {data}; re-run `medseg prepare`"
+            ) from None
         splits[name] = _to_device(data / name, name, opened, value_scale(meta, name), len(classes), device)
     return Task(data, meta, classes, size, splits["train"], splits["test"])
 
 
-def _to_device(folder: Path, name: str, split: Split, scale: float, num_classes: int,
-               device: torch.device | str) -> DeviceSplit:
+def _to_device(
+    folder: Path, name: str, split: Split, scale: float, num_classes: int, device: torch.device | str
+) -> DeviceSplit:
     index = split.index
     if len(index) == 0:
         raise MedsegError(f"{folder / INDEX}: the '{name}' split has no samples")
@@ -175,5 +182,6 @@ def _to_device(folder: Path, name: str, split: Split, scale: float, num_classes:
     def column(key: str) -> torch.Tensor:
         return torch.as_tensor(index[key].to_numpy(np.int64), device=device)
 
-    return DeviceSplit(name, images.to(device), masks.to(device), column("image"), column("y0"), column("x0"),
-                       int(sides[0]), scale)
+    return DeviceSplit(
+        name, images.to(device), masks.to(device), column("image"), column("y0"), column("x0"), int(sides[0]), scale
+    )

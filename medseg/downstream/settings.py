@@ -77,8 +77,9 @@ class ModelBuild:
     window_size: int
 
 
-def identity(recipe: Recipe, build: ModelBuild, input_size: int, mode: str, seed: int, encoder_sha: str,
-             data_fingerprint: str) -> dict[str, str]:
+def identity(
+    recipe: Recipe, build: ModelBuild, input_size: int, mode: str, seed: int, encoder_sha: str, data_fingerprint: str
+) -> dict[str, str]:
     """What a resume file must match to be continued (strings, for plain comparison)."""
     result = {
         "recipe_version": RECIPE_VERSION,

@@ -70,9 +70,7 @@ def read_resume(path: Path, identity: dict[str, str], explicit: bool) -> dict | 
     try:
         state = _read(path)
         if state["identity"] != identity:
-            raise MedsegError(
-                f"{path} belongs to a different run: {describe_difference(state['identity'], identity)}"
-            )
+            raise MedsegError(f"{path} belongs to a different run: {describe_difference(state['identity'], identity)}")
     except MedsegError as error:
         if explicit:
             raise MedsegError(f"{error}; delete it to start this run over") from None
@@ -85,13 +83,27 @@ def remove(path: Path) -> None:
     Path(path).unlink(missing_ok=True)
 
 
-def save_record(path: Path, identity: dict[str, str], scores: pd.DataFrame, history: list[dict],
-                model: dict[str, torch.Tensor] | None, model_metadata: dict[str, str] | None) -> None:
+def save_record(
+    path: Path,
+    identity: dict[str, str],
+    scores: pd.DataFrame,
+    history: list[dict],
+    model: dict[str, torch.Tensor] | None,
+    model_metadata: dict[str, str] | None,
+) -> None:
     """Write a finished run's record atomically: what its outputs are made of (tables as plain columns)."""
     with atomic_file(path) as tmp:
-        torch.save({"format": RECORD_FORMAT, "identity": identity,
-                    "scores": {column: scores[column].tolist() for column in scores.columns},
-                    "history": history, "model": model, "model_metadata": model_metadata}, tmp)
+        torch.save(
+            {
+                "format": RECORD_FORMAT,
+                "identity": identity,
+                "scores": {column: scores[column].tolist() for column in scores.columns},
+                "history": history,
+                "model": model,
+                "model_metadata": model_metadata,
+            },
+            tmp,
+        )
 
 
 def read_record(path: Path, identity: dict[str, str]) -> dict | None:
@@ -105,7 +117,10 @@ def read_record(path: Path, identity: dict[str, str]) -> dict | None:
         log.warning("ignoring the finished-run record: %s", error)
         return None
     if record["identity"] != identity:
-        log.warning("ignoring the finished-run record %s of a different run: %s", path,
-                    describe_difference(record["identity"], identity))
+        log.warning(
+            "ignoring the finished-run record %s of a different run: %s",
+            path,
+            describe_difference(record["identity"], identity),
+        )
         return None
     return record

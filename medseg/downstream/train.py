@@ -35,6 +35,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from medseg import seeds
 from medseg.atomic import atomic_file
 from medseg.downstream import recipe as recipes
 from medseg.downstream import state
@@ -46,9 +47,8 @@ from medseg.errors import Interrupted
 from medseg.finite import check_finite
 from medseg.models import build_model
 from medseg.models.segmentation import SegmentationModel
-from medseg import seeds
-from medseg.signals import StopSignals
 from medseg.robustness.encoders import EncoderFile, load
+from medseg.signals import StopSignals
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +98,14 @@ def _sha256(path: Path, size: int, mtime_ns: int) -> str:
 
 def run_identity(task: Task, info: EncoderFile, model_build: ModelBuild, recipe: Recipe, run: Run) -> dict[str, str]:
     """What the run's resume file and finished-run record must match (see `settings.identity`)."""
-    return identity(recipe, model_build, task.input_size, run.mode, run.seed, file_sha256(info.path),
-                    task.fingerprint())
+    return identity(
+        recipe, model_build, task.input_size, run.mode, run.seed, file_sha256(info.path), task.fingerprint()
+    )
 
 
-def write_outputs(run: Run, scores: pd.DataFrame, history: list[dict],
-                  model: tuple[dict[str, torch.Tensor], dict[str, str]] | None) -> None:
+def write_outputs(
+    run: Run, scores: pd.DataFrame, history: list[dict], model: tuple[dict[str, torch.Tensor], dict[str, str]] | None
+) -> None:
     """The run's outputs, each atomically: the weights (with --save-model), the history, the scores."""
     from safetensors.torch import save_file
 
@@ -127,20 +129,28 @@ def restore_finished(task: Task, info: EncoderFile, model_build: ModelBuild, rec
     if record is None:
         return False
     if run.save_model is not None and record["model"] is None:
-        log.info("%s: the finished-run record %s has no weights for --save-model: training again", run.name(),
-                 run.record)
+        log.info(
+            "%s: the finished-run record %s has no weights for --save-model: training again", run.name(), run.record
+        )
         return False
     model = None if record["model"] is None else (record["model"], record["model_metadata"])
     write_outputs(run, pd.DataFrame(record["scores"]), record["history"], model)
-    log.info("%s: finished in an earlier call: outputs written from its record %s -> %s", run.name(), run.record,
-             run.scores)
+    log.info(
+        "%s: finished in an earlier call: outputs written from its record %s -> %s", run.name(), run.record, run.scores
+    )
     return True
 
 
 def build(task: Task, info: EncoderFile, model_build: ModelBuild, mode: str, seed: int) -> SegmentationModel:
     """The seeded model with the encoder file's weights; in `decoder` mode with a frozen encoder."""
-    model = build_model(model_build.model, output_channels(len(task.classes)), task.input_size, model_build.width,
-                        model_build.window_size, seed)
+    model = build_model(
+        model_build.model,
+        output_channels(len(task.classes)),
+        task.input_size,
+        model_build.width,
+        model_build.window_size,
+        seed,
+    )
     encoder = load(info, task.input_size)  # checks the tensors and (Swin) the input size, naming the file
     model.encoder.load_state_dict(encoder.state_dict())
     if mode == "decoder":
@@ -151,9 +161,19 @@ def build(task: Task, info: EncoderFile, model_build: ModelBuild, mode: str, see
 class Trainer:
     """The objects of one run and the loop over its optimizer steps."""
 
-    def __init__(self, task: Task, info: EncoderFile, model_build: ModelBuild, recipe: Recipe, run: Run,
-                 stop: StopSignals, *, resume_minutes: float = 10.0, explicit_resume: bool = False,
-                 keep_record: bool = False) -> None:
+    def __init__(
+        self,
+        task: Task,
+        info: EncoderFile,
+        model_build: ModelBuild,
+        recipe: Recipe,
+        run: Run,
+        stop: StopSignals,
+        *,
+        resume_minutes: float = 10.0,
+        explicit_resume: bool = False,
+        keep_record: bool = False,
+    ) -> None:
         self.task, self.info, self.model_build, self.recipe, self.run = task, info, model_build, recipe, run
         self.stop, self.resume_minutes = stop, resume_minutes
         self.keep_record = keep_record  # leave a finished-run record for the caller to remove (`medseg train`)
@@ -171,10 +191,16 @@ class Trainer:
             self.model.load_state_dict(resume["model"])
             self.optimizer.load_state_dict(resume["optimizer"])
             self.scheduler.load_state_dict(resume["scheduler"])
-            self.position = Position(int(resume["epoch"]), int(resume["step"]), list(resume["history"]),
-                                     dict(resume["partial"]))
-            log.info("resuming from %s: epoch %d, step %d of %d", run.resume, self.position.epoch + 1,
-                     self.position.step, self.steps_per_epoch)
+            self.position = Position(
+                int(resume["epoch"]), int(resume["step"]), list(resume["history"]), dict(resume["partial"])
+            )
+            log.info(
+                "resuming from %s: epoch %d, step %d of %d",
+                run.resume,
+                self.position.epoch + 1,
+                self.position.step,
+                self.steps_per_epoch,
+            )
 
     @functools.cached_property
     def identity(self) -> dict[str, str]:
@@ -188,9 +214,20 @@ class Trainer:
         position, recipe, run = self.position, self.recipe, self.run
         log.info(
             "training %s (%s, seed %d) on %s at %dx%d from %s: %d training samples, %d steps per epoch x %d epochs, "
-            "batch %d, lr %g, %s", self.model_build.model, run.mode, run.seed, self.task.path, self.task.input_size,
-            self.task.input_size, self.info.path, len(self.task.train), self.steps_per_epoch, recipe.epochs,
-            recipe.batch, recipe.lr, self.device,
+            "batch %d, lr %g, %s",
+            self.model_build.model,
+            run.mode,
+            run.seed,
+            self.task.path,
+            self.task.input_size,
+            self.task.input_size,
+            self.info.path,
+            len(self.task.train),
+            self.steps_per_epoch,
+            recipe.epochs,
+            recipe.batch,
+            recipe.lr,
+            self.device,
         )
         if self.cuda:
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -203,9 +240,19 @@ class Trainer:
             elapsed = time.monotonic() - started
             eta = elapsed / max(self._global_step() - first_step, 1) * (self.total_steps - self._global_step())
             dice = "-" if math.isnan(row["test_dice"]) else f"{row['test_dice']:.4f}"
-            log.info("%s, seed %d: epoch %d/%d: train loss %.4f, lr %.3g, test dice %s, %.1f images/s, %.1f s; ETA %s",
-                     run.mode, run.seed, epoch, recipe.epochs, row["train_loss"], row["lr"], dice, row["images_per_s"],
-                     row["seconds"], timedelta(seconds=round(eta)))
+            log.info(
+                "%s, seed %d: epoch %d/%d: train loss %.4f, lr %.3g, test dice %s, %.1f images/s, %.1f s; ETA %s",
+                run.mode,
+                run.seed,
+                epoch,
+                recipe.epochs,
+                row["train_loss"],
+                row["lr"],
+                dice,
+                row["images_per_s"],
+                row["seconds"],
+                timedelta(seconds=round(eta)),
+            )
         if self.cuda:
             log.info("peak GPU memory: %.2f GiB", torch.cuda.max_memory_allocated(self.device) / 2**30)
         assert metrics is not None
@@ -218,8 +265,10 @@ class Trainer:
 
     def _where(self, epoch: int, step: int) -> str:
         """Step `step` (from 0) of `epoch`, in words, for messages."""
-        return (f"epoch {epoch}, step {step + 1} of {self.steps_per_epoch} (optimizer step {self._global_step() + 1} "
-                f"of {self.total_steps}) of {self.model_build.model} ({self.run.name()})")
+        return (
+            f"epoch {epoch}, step {step + 1} of {self.steps_per_epoch} (optimizer step {self._global_step() + 1} "
+            f"of {self.total_steps}) of {self.model_build.model} ({self.run.name()})"
+        )
 
     def _train_epoch(self, epoch: int) -> None:
         """Train the rest of `epoch`."""
@@ -245,8 +294,12 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             # Before anything is saved: a NaN loss, or weights a huge step made NaN or infinite (the
             # bounded Dice loss can stay finite), stop the run here with nothing written.
-            check_finite(value, self.model, self._where(epoch, step),
-                         "stopped without writing results: lower the learning rate or check the data")
+            check_finite(
+                value,
+                self.model,
+                self._where(epoch, step),
+                "stopped without writing results: lower the learning rate or check the data",
+            )
             self.scheduler.step()
             position.step = step + 1
             partial = position.partial
@@ -299,16 +352,19 @@ class Trainer:
 
     def _save_resume(self) -> None:
         p = self.position
-        state.save(self.run.resume, {
-            "identity": self.identity,
-            "epoch": p.epoch,
-            "step": p.step,
-            "history": p.history,
-            "partial": p.partial,
-            "model": {key: value.detach().cpu() for key, value in self.model.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-        })
+        state.save(
+            self.run.resume,
+            {
+                "identity": self.identity,
+                "epoch": p.epoch,
+                "step": p.step,
+                "history": p.history,
+                "partial": p.partial,
+                "model": {key: value.detach().cpu() for key, value in self.model.state_dict().items()},
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+            },
+        )
         self.last_save = time.monotonic()
         log.debug("resume file written: epoch %d, step %d", p.epoch + 1, p.step)
 
@@ -319,16 +375,27 @@ class Trainer:
         if self.keep_record:
             state.save_record(run.record, self.identity, scores, history, *(model or (None, None)))
         write_outputs(run, scores, history, model)
-        log.info("%s, seed %d: test dice %.4f -> %s, %s", run.mode, run.seed, history[-1]["test_dice"],
-                 run.scores, run.history)
+        log.info(
+            "%s, seed %d: test dice %.4f -> %s, %s",
+            run.mode,
+            run.seed,
+            history[-1]["test_dice"],
+            run.scores,
+            run.history,
+        )
 
     def model_file(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """The trained segmentation model's state dict and the metadata saying what it is (--save-model)."""
         tensors = {key: value.detach().cpu().contiguous() for key, value in self.model.state_dict().items()}
         metadata = {
-            "model": self.model_build.model, "classes": ",".join(self.task.classes),
-            "input_size": str(self.task.input_size), "width": f"{self.model_build.width:g}",
-            "window_size": str(self.model_build.window_size), "mode": self.run.mode, "seed": str(self.run.seed),
-            "encoder": str(self.info.path), "data": str(self.task.path),
+            "model": self.model_build.model,
+            "classes": ",".join(self.task.classes),
+            "input_size": str(self.task.input_size),
+            "width": f"{self.model_build.width:g}",
+            "window_size": str(self.model_build.window_size),
+            "mode": self.run.mode,
+            "seed": str(self.run.seed),
+            "encoder": str(self.info.path),
+            "data": str(self.task.path),
         }
         return tensors, metadata

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from medseg.argtypes import MAX_MODEL_IMAGE_SIZE, MIN_CLASSES, MIN_MODEL_IMAGE_SIZE, class_count, model_image_size, positive_float, positive_int
+from medseg.argtypes import (
+    MAX_MODEL_IMAGE_SIZE,
+    MIN_CLASSES,
+    MIN_MODEL_IMAGE_SIZE,
+    class_count,
+    model_image_size,
+    positive_float,
+    positive_int,
+)
 from medseg.models import MODEL_NAMES
 
 if TYPE_CHECKING:
@@ -19,15 +27,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="List the segmentation models with parameter counts (encoder, decoder, total) "
         "and the shapes of their encoder levels at a given image size.",
     )
-    parser.add_argument("--image-size", type=model_image_size, default=224,
-                        help=f"square input size in pixels, {MIN_MODEL_IMAGE_SIZE} to {MAX_MODEL_IMAGE_SIZE} (default: 224)")
     parser.add_argument(
-        "--width", type=positive_float, default=1.0,
+        "--image-size",
+        type=model_image_size,
+        default=224,
+        help=f"square input size in pixels, {MIN_MODEL_IMAGE_SIZE} to {MAX_MODEL_IMAGE_SIZE} (default: 224)",
+    )
+    parser.add_argument(
+        "--width",
+        type=positive_float,
+        default=1.0,
         help="width multiplier: U-Net base width 64*w, ResNet stage widths *w, Swin embed dim 96*w (default: 1)",
     )
     parser.add_argument("--window-size", type=positive_int, default=7, help="Swin attention window (default: 7)")
-    parser.add_argument("--classes", type=class_count, default=2,
-                        help=f"output channels of the segmentation head, at least {MIN_CLASSES} (default: 2)")
+    parser.add_argument(
+        "--classes",
+        type=class_count,
+        default=2,
+        help=f"output channels of the segmentation head, at least {MIN_CLASSES} (default: 2)",
+    )
     parser.add_argument("--model", choices=MODEL_NAMES, action="append", help="only this model (repeatable)")
     parser.set_defaults(run=run)
 
@@ -55,5 +73,7 @@ def describe(model: SegmentationModel) -> str:
     for index, level in enumerate(encoder.levels):
         side = encoder.image_size // level.stride
         shape = f"{level.channels}x{side}x{side}"
-        lines.append(f"  {index + 1:>5}  {level.channels:>8}  {level.stride:>6}  {shape:<14} {names.get(index, '')}".rstrip())
+        lines.append(
+            f"  {index + 1:>5}  {level.channels:>8}  {level.stride:>6}  {shape:<14} {names.get(index, '')}".rstrip()
+        )
     return "\n".join(lines)

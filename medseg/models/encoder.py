@@ -92,9 +92,7 @@ class Encoder(nn.Module):
             raise MedsegError(f"{path} has no encoder metadata: it was not written by medseg")
         saved = {key: value for key, value in metadata.items() if key not in DESCRIPTIVE_KEYS}
         if saved != self.identity():
-            raise MedsegError(
-                f"{path} was saved from encoder {_describe(saved)} but this is {self.description()}"
-            )
+            raise MedsegError(f"{path} was saved from encoder {_describe(saved)} but this is {self.description()}")
         try:
             self.load_state_dict(tensors)
         except RuntimeError as error:

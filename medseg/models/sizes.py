@@ -17,9 +17,7 @@ def scaled_width(base: int, width: float, multiple_of: int, what: str) -> int:
 def check_image_size(model: str, image_size: int, multiple_of: int) -> None:
     """Every level must halve exactly, or skip connections would not line up."""
     if image_size <= 0 or image_size % multiple_of:
-        raise MedsegError(
-            f"{model} needs an image size that is a multiple of {multiple_of}, got {image_size}"
-        )
+        raise MedsegError(f"{model} needs an image size that is a multiple of {multiple_of}, got {image_size}")
 
 
 def check_window_size(image_size: int, grids: list[int], window_size: int) -> None:
@@ -31,10 +29,7 @@ def check_window_size(image_size: int, grids: list[int], window_size: int) -> No
     """
     bad = [grid for grid in grids if grid > window_size and grid % window_size]
     if window_size <= 0 or bad:
-        fits = sorted(
-            w for w in range(2, max(grids) + 1)
-            if all(grid <= w or grid % w == 0 for grid in grids)
-        )
+        fits = sorted(w for w in range(2, max(grids) + 1) if all(grid <= w or grid % w == 0 for grid in grids))
         raise MedsegError(
             f"Swin window size {window_size} does not fit image size {image_size}: the token "
             f"grids are {'/'.join(map(str, grids))} per side and a window must divide each grid "

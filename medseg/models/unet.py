@@ -50,7 +50,9 @@ class UNetDecoder(nn.Module):
     def __init__(self, encoder: UNetEncoder, num_classes: int) -> None:
         super().__init__()
         channels = [level.channels for level in reversed(encoder.levels)]
-        self.ups = nn.ModuleList(nn.ConvTranspose2d(c_in, c_out, 2, stride=2) for c_in, c_out in zip(channels, channels[1:]))
+        self.ups = nn.ModuleList(
+            nn.ConvTranspose2d(c_in, c_out, 2, stride=2) for c_in, c_out in zip(channels, channels[1:])
+        )
         self.blocks = nn.ModuleList(ConvBlock(2 * c_out, c_out) for c_out in channels[1:])
         self.head = nn.Conv2d(channels[-1], num_classes, 1)
         init_convnet(self)

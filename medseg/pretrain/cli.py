@@ -20,14 +20,30 @@ from medseg.pretrain import SCHEMES
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", choices=MODEL_NAMES, required=True, help="which model's encoder")
-    parser.add_argument("--image-size", type=model_image_size, default=224,
-                        help=f"square input size in pixels, {MIN_MODEL_IMAGE_SIZE} to {MAX_MODEL_IMAGE_SIZE} (default: 224)")
-    parser.add_argument("--width", type=positive_float, default=1.0,
-                        help="width multiplier of the encoder, 1 = the paper's (default: 1)")
-    parser.add_argument("--window-size", type=positive_int, default=7,
-                        help="Swin attention window; ignored by the other models (default: 7)")
-    parser.add_argument("--seed", type=non_negative_int, default=0,
-                        help="seed of the initial weights and of all pretraining randomness (default: 0)")
+    parser.add_argument(
+        "--image-size",
+        type=model_image_size,
+        default=224,
+        help=f"square input size in pixels, {MIN_MODEL_IMAGE_SIZE} to {MAX_MODEL_IMAGE_SIZE} (default: 224)",
+    )
+    parser.add_argument(
+        "--width",
+        type=positive_float,
+        default=1.0,
+        help="width multiplier of the encoder, 1 = the paper's (default: 1)",
+    )
+    parser.add_argument(
+        "--window-size",
+        type=positive_int,
+        default=7,
+        help="Swin attention window; ignored by the other models (default: 7)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="seed of the initial weights and of all pretraining randomness (default: 0)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,8 +55,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "these weights (their classification head is seeded separately).",
     )
     _add_model_options(init)
-    init.add_argument("--out", type=Path, required=True,
-                      help="file to write, e.g. results/pretrain/model=unet/scheme=scratch/epoch=0/encoder.safetensors")
+    init.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="file to write, e.g. results/pretrain/model=unet/scheme=scratch/epoch=0/encoder.safetensors",
+    )
     init.set_defaults(run=run_init)
 
     pretrain = subparsers.add_parser(
@@ -57,36 +77,77 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_model_options(pretrain)
     pretrain.add_argument("--scheme", choices=SCHEMES, required=True, help="pretraining recipe (paper §5.3)")
     pretrain.add_argument("--epoch", type=positive_int, required=True, help="the checkpoint this segment ends at")
-    pretrain.add_argument("--start", type=Path, required=True,
-                          help="state.pt of the previous checkpoint, or for the first checkpoint the scratch "
-                          "encoder.safetensors that `medseg init` wrote with the same --seed and model options")
+    pretrain.add_argument(
+        "--start",
+        type=Path,
+        required=True,
+        help="state.pt of the previous checkpoint, or for the first checkpoint the scratch "
+        "encoder.safetensors that `medseg init` wrote with the same --seed and model options",
+    )
     pretrain.add_argument("--data", type=Path, required=True, help="prepared ImageNet, e.g. results/data/imagenet")
-    pretrain.add_argument("--raw", type=Path, default=None,
-                          help="where the ImageNet images are now (default: the folder recorded when preparing)")
-    pretrain.add_argument("--out", type=Path, required=True,
-                          help="folder for encoder.safetensors and state.pt (not the folder of --start), e.g. "
-                          "results/pretrain/model=unet/scheme=simple/epoch=5")
-    pretrain.add_argument("--history", type=Path, required=True, help="history.parquet to write (one row per epoch trained)")
+    pretrain.add_argument(
+        "--raw",
+        type=Path,
+        default=None,
+        help="where the ImageNet images are now (default: the folder recorded when preparing)",
+    )
+    pretrain.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="folder for encoder.safetensors and state.pt (not the folder of --start), e.g. "
+        "results/pretrain/model=unet/scheme=simple/epoch=5",
+    )
+    pretrain.add_argument(
+        "--history", type=Path, required=True, help="history.parquet to write (one row per epoch trained)"
+    )
     recipe = pretrain.add_argument_group("recipe (what the results depend on)")
-    recipe.add_argument("--planned-epochs", type=positive_int, required=True,
-                        help="length of the whole pretraining (the last checkpoint); the cosine schedule ends there")
-    recipe.add_argument("--batch", type=positive_int, help="effective batch per optimizer update (paper: 4096; advanced Swin 1024)")
-    recipe.add_argument("--base-lr", type=positive_float, help="learning rate at --base-lr-batch (paper: simple 0.004, advanced 0.001)")
-    recipe.add_argument("--base-lr-batch", type=positive_int,
-                        help="batch that --base-lr refers to; the run uses base-lr x batch / base-lr-batch (paper: simple 4096, advanced 1024)")
-    recipe.add_argument("--warmup-epochs", type=non_negative_int,
-                        help="linear warmup length (paper: simple 5 for unet, 20 for the others; advanced 20)")
-    recipe.add_argument("--micro-batch", type=positive_int, default=256,
-                        help="images per forward pass and device; gradients are accumulated up to --batch. "
-                        "It is also the BatchNorm batch (at least 2 for unet and resnet50_attention_unet) and the "
-                        "mixing group (default: 256)")
+    recipe.add_argument(
+        "--planned-epochs",
+        type=positive_int,
+        required=True,
+        help="length of the whole pretraining (the last checkpoint); the cosine schedule ends there",
+    )
+    recipe.add_argument(
+        "--batch", type=positive_int, help="effective batch per optimizer update (paper: 4096; advanced Swin 1024)"
+    )
+    recipe.add_argument(
+        "--base-lr", type=positive_float, help="learning rate at --base-lr-batch (paper: simple 0.004, advanced 0.001)"
+    )
+    recipe.add_argument(
+        "--base-lr-batch",
+        type=positive_int,
+        help="batch that --base-lr refers to; the run uses base-lr x batch / base-lr-batch (paper: simple 4096, advanced 1024)",
+    )
+    recipe.add_argument(
+        "--warmup-epochs",
+        type=non_negative_int,
+        help="linear warmup length (paper: simple 5 for unet, 20 for the others; advanced 20)",
+    )
+    recipe.add_argument(
+        "--micro-batch",
+        type=positive_int,
+        default=256,
+        help="images per forward pass and device; gradients are accumulated up to --batch. "
+        "It is also the BatchNorm batch (at least 2 for unet and resnet50_attention_unet) and the "
+        "mixing group (default: 256)",
+    )
     run = pretrain.add_argument_group("execution (results do not depend on these)")
-    run.add_argument("--workers", type=non_negative_int, default=8, help="data loader processes per device (default: 8)")
-    run.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads per process (default: torch's)")
-    run.add_argument("--processes", type=positive_int, default=None,
-                     help="data-parallel processes (default: one per visible GPU, 1 on CPU; under torchrun: its)")
-    run.add_argument("--resume-minutes", type=non_negative_float, default=10.0,
-                     help="write the resume file this often (default: 10)")
+    run.add_argument(
+        "--workers", type=non_negative_int, default=8, help="data loader processes per device (default: 8)"
+    )
+    run.add_argument(
+        "--threads", type=positive_int, default=None, help="torch CPU threads per process (default: torch's)"
+    )
+    run.add_argument(
+        "--processes",
+        type=positive_int,
+        default=None,
+        help="data-parallel processes (default: one per visible GPU, 1 on CPU; under torchrun: its)",
+    )
+    run.add_argument(
+        "--resume-minutes", type=non_negative_float, default=10.0, help="write the resume file this often (default: 10)"
+    )
     pretrain.set_defaults(run=run_pretrain)
 
 
@@ -110,10 +171,19 @@ def settings_from(args: argparse.Namespace):
     recipe = paper_recipe(args.scheme, args.model)
     chosen = {key: getattr(args, key) for key in recipe if getattr(args, key) is not None}
     return Settings(
-        model=args.model, scheme=args.scheme, image_size=args.image_size, width=args.width,
-        window_size=args.window_size, seed=args.seed, planned_epochs=args.planned_epochs,
-        micro_batch=args.micro_batch, workers=args.workers, threads=args.threads,
-        processes=args.processes, resume_minutes=args.resume_minutes, **(recipe | chosen),
+        model=args.model,
+        scheme=args.scheme,
+        image_size=args.image_size,
+        width=args.width,
+        window_size=args.window_size,
+        seed=args.seed,
+        planned_epochs=args.planned_epochs,
+        micro_batch=args.micro_batch,
+        workers=args.workers,
+        threads=args.threads,
+        processes=args.processes,
+        resume_minutes=args.resume_minutes,
+        **(recipe | chosen),
     )
 
 

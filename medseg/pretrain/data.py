@@ -20,9 +20,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from medseg import seeds
 from medseg.data.store import INDEX, META, read_meta
 from medseg.errors import DataError
-from medseg import seeds
 from medseg.pretrain.settings import DataInfo
 
 # A sample key: (row of the index, epoch, position in the epoch's order); epoch 0: not seeded.

@@ -94,15 +94,18 @@ class SequentialBatchNorm:
     def __init__(self, model: nn.Module, ctx: Context) -> None:
         self.ctx = ctx
         self.layers = [
-            layer for layer in model.modules()
+            layer
+            for layer in model.modules()
             if isinstance(layer, nn.modules.batchnorm._BatchNorm) and layer.track_running_stats
         ]
 
     @contextmanager
     def micro_step(self) -> Iterator[None]:
         """Wrap the forward pass of one micro-batch (in every process)."""
-        before = [(layer.running_mean.clone(), layer.running_var.clone(), layer.num_batches_tracked.clone())
-                  for layer in self.layers]
+        before = [
+            (layer.running_mean.clone(), layer.running_var.clone(), layer.num_batches_tracked.clone())
+            for layer in self.layers
+        ]
         yield
         if self.layers:
             self._combine(before)
@@ -120,9 +123,11 @@ class SequentialBatchNorm:
             factors = self._factors(layer, tracked)
             carry, weights = sequential_weights(factors)
             weight, keep = weights[self.ctx.rank], 1 - factors[0]
-            parts += [weight * (layer.running_mean.double() - keep * mean.double()),
-                      weight * (layer.running_var.double() - keep * var.double()),
-                      (layer.num_batches_tracked - tracked).double().view(1)]
+            parts += [
+                weight * (layer.running_mean.double() - keep * mean.double()),
+                weight * (layer.running_var.double() - keep * var.double()),
+                (layer.num_batches_tracked - tracked).double().view(1),
+            ]
             carries.append(carry)
         total = torch.cat(parts)
         dist.all_reduce(total)

@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medseg import seeds
 from medseg.atomic import atomic_file
 from medseg.errors import Interrupted, MedsegError
 from medseg.finite import NonFinite, check_finite
 from medseg.models import build_classifier
-from medseg import seeds
 from medseg.pretrain import data, recipe, state
 from medseg.pretrain.distributed import Context, SequentialBatchNorm
 from medseg.pretrain.settings import ENCODER_FILE, STATE_FILE, Job
@@ -47,8 +47,9 @@ class Position:
     update: int = 0
     history: list[dict] = field(default_factory=list)
     """Rows of the epochs this segment completed so far."""
-    partial: dict = field(default_factory=lambda: {"loss_sum": 0.0, "micro_batches": 0, "train_seconds": 0.0,
-                                                   "seconds": 0.0, "images": 0})
+    partial: dict = field(
+        default_factory=lambda: {"loss_sum": 0.0, "micro_batches": 0, "train_seconds": 0.0, "seconds": 0.0, "images": 0}
+    )
     """Sums of the epoch in progress."""
 
 
@@ -75,8 +76,9 @@ class Segment:
         info = data.data_info(job.data, train_split, val_split)
         self.identity = s.identity(info)
         self.accumulation = s.accumulation(ctx.world)
-        self.batches = data.TrainBatches(len(train_split), s.seed, s.batch, s.micro_batch, self.accumulation,
-                                         ctx.rank, ctx.world)
+        self.batches = data.TrainBatches(
+            len(train_split), s.seed, s.batch, s.micro_batch, self.accumulation, ctx.rank, ctx.world
+        )
         self.updates_per_epoch = self.batches.updates_per_epoch
         if self.updates_per_epoch == 0:
             raise MedsegError(
@@ -96,11 +98,15 @@ class Segment:
         pin = self.cuda
         self.train_loader = data.loader(
             data.Images(train_split, recipe.train_transform(s.scheme, s.image_size), s.seed),
-            self.batches, s.workers, pin,
+            self.batches,
+            s.workers,
+            pin,
         )
         self.val_loader = data.loader(
             data.Images(val_split, recipe.eval_transform(s.image_size), s.seed),
-            data.ValBatches(len(val_split), s.micro_batch, ctx.rank, ctx.world), s.workers, pin,
+            data.ValBatches(len(val_split), s.micro_batch, ctx.rank, ctx.world),
+            s.workers,
+            pin,
         )
         self.ddp, self.running_stats = self.model, None
         if ctx.world > 1:
@@ -133,10 +139,16 @@ class Segment:
         resume = state.read_resume(self.resume_file, self.identity, self.segment)
         if resume is not None:
             self._load(resume)
-            position = Position(int(resume["epoch"]), int(resume["update"]), list(resume["history"]),
-                                dict(resume["partial"]))
-            log.info("resuming from %s: epoch %d, update %d of %d", self.resume_file, position.epoch + 1,
-                     position.update, self.updates_per_epoch)
+            position = Position(
+                int(resume["epoch"]), int(resume["update"]), list(resume["history"]), dict(resume["partial"])
+            )
+            log.info(
+                "resuming from %s: epoch %d, update %d of %d",
+                self.resume_file,
+                position.epoch + 1,
+                position.update,
+                self.updates_per_epoch,
+            )
         self.scheduler.step_update(self._global_update(position))
         return position
 
@@ -165,7 +177,9 @@ class Segment:
     def _save_resume(self, position: Position) -> None:
         if self.ctx.is_main:
             snapshot = self._snapshot(position) | {
-                "segment": self.segment, "history": position.history, "partial": position.partial,
+                "segment": self.segment,
+                "history": position.history,
+                "partial": position.partial,
             }
             state.save(self.resume_file, snapshot)
             log.debug("resume file written: epoch %d, update %d", position.epoch + 1, position.update)
@@ -190,8 +204,19 @@ class Segment:
         epochs = range(position.epoch + 1, self.job.epoch + 1)
         log.info(
             "pretraining %s (%s) epochs %d-%d of %d: batch %d = %d x %d micro-batches x %d process(es), "
-            "%d updates per epoch, peak lr %.4g, %s", s.model, s.scheme, epochs[0], epochs[-1], s.planned_epochs,
-            s.batch, self.accumulation, s.micro_batch, self.ctx.world, self.updates_per_epoch, s.lr, self.ctx.device,
+            "%d updates per epoch, peak lr %.4g, %s",
+            s.model,
+            s.scheme,
+            epochs[0],
+            epochs[-1],
+            s.planned_epochs,
+            s.batch,
+            self.accumulation,
+            s.micro_batch,
+            self.ctx.world,
+            self.updates_per_epoch,
+            s.lr,
+            self.ctx.device,
         )
         total_updates = len(epochs) * self.updates_per_epoch - position.update
         segment_start, updates_done = time.monotonic(), 0
@@ -211,8 +236,16 @@ class Segment:
                 eta = elapsed / max(updates_done, 1) * (total_updates - updates_done)
                 log.info(
                     "epoch %d/%d: train loss %.4f, lr %.3g, val loss %.4f, top-1 %.3f, top-5 %.3f, "
-                    "%.1f images/s, %.1f s; segment ETA %s", epoch, s.planned_epochs, row["train_loss"], row["lr"],
-                    row["val_loss"], row["val_top1"], row["val_top5"], row["images_per_s"], row["seconds"],
+                    "%.1f images/s, %.1f s; segment ETA %s",
+                    epoch,
+                    s.planned_epochs,
+                    row["train_loss"],
+                    row["lr"],
+                    row["val_loss"],
+                    row["val_top1"],
+                    row["val_top5"],
+                    row["images_per_s"],
+                    row["seconds"],
                     timedelta(seconds=round(eta)),
                 )
         self._save_checkpoint(position)
@@ -237,8 +270,10 @@ class Segment:
             self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
             # Every process has the same loss sum and weights, so all stop here together.
-            where = (f"epoch {epoch}, update {update + 1} of {self.updates_per_epoch} (optimizer step "
-                     f"{self._global_update(position) + 1} of the run)")
+            where = (
+                f"epoch {epoch}, update {update + 1} of {self.updates_per_epoch} (optimizer step "
+                f"{self._global_update(position) + 1} of the run)"
+            )
             check_finite(total, self.model, where, NON_FINITE_ADVICE)
             position.update = update + 1
             self.scheduler.step_update(self._global_update(position))
@@ -269,7 +304,9 @@ class Segment:
         position.partial["seconds"] += elapsed
         return done
 
-    def _micro_step(self, epoch: int, update: int, step: int, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def _micro_step(
+        self, epoch: int, update: int, step: int, images: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
         """Forward and backward of one micro-batch; returns its (detached) loss."""
         micro = step * self.ctx.world + self.ctx.rank
         # Mixing, erasing and stochastic depth draw from the global generators: seed them here.

@@ -79,15 +79,25 @@ class BatchAugment:
         self.mixup = self.erase = None
         if scheme == "advanced":
             self.mixup = Mixup(
-                mixup_alpha=MIXUP_ALPHA, cutmix_alpha=CUTMIX_ALPHA, prob=MIX_PROB, switch_prob=CUTMIX_SHARE,
-                mode="elem", label_smoothing=LABEL_SMOOTHING, num_classes=num_classes,
+                mixup_alpha=MIXUP_ALPHA,
+                cutmix_alpha=CUTMIX_ALPHA,
+                prob=MIX_PROB,
+                switch_prob=CUTMIX_SHARE,
+                mode="elem",
+                label_smoothing=LABEL_SMOOTHING,
+                num_classes=num_classes,
             )
             # Algorithm 1 "blackens out" the erased area, so erasing runs on pixel values in
             # [0, 1], before normalisation, with timm's constant fill 0 (= black), not on
             # normalised tensors where timm's 0 would be the mean colour.
             self.erase = RandomErasing(
-                ERASE_PROB, min_area=ERASE_AREA[0], max_area=ERASE_AREA[1], min_aspect=ERASE_ASPECT[0],
-                max_aspect=ERASE_ASPECT[1], mode="const", device=device,
+                ERASE_PROB,
+                min_area=ERASE_AREA[0],
+                max_area=ERASE_AREA[1],
+                min_aspect=ERASE_ASPECT[0],
+                max_aspect=ERASE_ASPECT[1],
+                mode="const",
+                device=device,
             )
 
     def pixels(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

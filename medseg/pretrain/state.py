@@ -121,7 +121,10 @@ def read_resume(path: Path, identity: dict[str, str], segment: dict[str, int]) -
     if state["identity"] != identity or state.get("segment") != segment:
         log.warning(
             "ignoring the resume file %s: it belongs to another run (%s; segment %s, this one %s)",
-            path, describe_difference(state["identity"], identity) or "same settings", state.get("segment"), segment,
+            path,
+            describe_difference(state["identity"], identity) or "same settings",
+            state.get("segment"),
+            segment,
         )
         return None
     return state

@@ -35,21 +35,39 @@ DATASET_PLACEHOLDER = "{dataset}"
 
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("scoring (what the scores depend on)")
-    group.add_argument("--margins", type=_margin, nargs="+", default=list(DEFAULT_MARGINS), metavar="EPS",
-                       help="margins ε of Eq. 3 (default: 0 0.25 0.5 0.75 1)")
-    group.add_argument("--seed", type=non_negative_int, default=0,
-                       help="seed of the per-image jitter factors and of the random negatives; the same seed gives "
-                       "every encoder the same views and negatives (default: 0)")
-    group.add_argument("--image-size", type=model_image_size, default=None,
-                       help=f"square model input for ACDC, COVID-QU-Ex and folder datasets, {MIN_MODEL_IMAGE_SIZE} to "
-                       f"{MAX_MODEL_IMAGE_SIZE} (default: the size recorded in the encoder file, 224 for a timm file); "
-                       "IDRiD always uses its tile")
+    group.add_argument(
+        "--margins",
+        type=_margin,
+        nargs="+",
+        default=list(DEFAULT_MARGINS),
+        metavar="EPS",
+        help="margins ε of Eq. 3 (default: 0 0.25 0.5 0.75 1)",
+    )
+    group.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="seed of the per-image jitter factors and of the random negatives; the same seed gives "
+        "every encoder the same views and negatives (default: 0)",
+    )
+    group.add_argument(
+        "--image-size",
+        type=model_image_size,
+        default=None,
+        help=f"square model input for ACDC, COVID-QU-Ex and folder datasets, {MIN_MODEL_IMAGE_SIZE} to "
+        f"{MAX_MODEL_IMAGE_SIZE} (default: the size recorded in the encoder file, 224 for a timm file); "
+        "IDRiD always uses its tile",
+    )
     group.add_argument("--split", default="train", help="which split to score (default: train, as in the paper)")
     # The encoder's float32 output for an image depends on the batch shape and device (other kernels).
     run = parser.add_argument_group("running (results depend on these only through floating-point rounding)")
-    run.add_argument("--batch", type=positive_int, default=32,
-                     help="samples per forward pass (default: 32); robustness values of different batch sizes "
-                     "differ in float32 rounding only (README: measured differences)")
+    run.add_argument(
+        "--batch",
+        type=positive_int,
+        default=32,
+        help="samples per forward pass (default: 32); robustness values of different batch sizes "
+        "differ in float32 rounding only (README: measured differences)",
+    )
     run.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
 
@@ -67,14 +85,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "each data folder's name.",
     )
     robustness.add_argument("--encoder", type=Path, required=True, help="encoder file (safetensors)")
-    robustness.add_argument("--data", type=Path, nargs="+", required=True,
-                            help="prepared segmentation dataset(s) (the output of `medseg prepare`), e.g. results/data/acdc")
-    robustness.add_argument("--out", type=Path, required=True,
-                            help="Parquet file to write, e.g. results/robustness/dataset=acdc/model=unet/scheme=simple/epoch=5/robustness.parquet")
-    robustness.add_argument("--save-features", type=Path, default=None, metavar="FILE",
-                            help="also write every representation as safetensors: query/key.{last,second_to_last}."
-                            "{pooled,unpooled} of shape (N, D) in sample order, and int64 `negative` (holds all "
-                            "features in memory)")
+    robustness.add_argument(
+        "--data",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="prepared segmentation dataset(s) (the output of `medseg prepare`), e.g. results/data/acdc",
+    )
+    robustness.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="Parquet file to write, e.g. results/robustness/dataset=acdc/model=unet/scheme=simple/epoch=5/robustness.parquet",
+    )
+    robustness.add_argument(
+        "--save-features",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write every representation as safetensors: query/key.{last,second_to_last}."
+        "{pooled,unpooled} of shape (N, D) in sample order, and int64 `negative` (holds all "
+        "features in memory)",
+    )
     _add_scoring_options(robustness)
     robustness.set_defaults(run=run_robustness)
 
@@ -87,12 +119,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "variant of every file. --margins takes several values: give it after the encoder files.",
     )
     rank.add_argument("encoders", type=Path, nargs="+", metavar="ENCODER", help="encoder files (safetensors)")
-    rank.add_argument("--data", type=Path, required=True,
-                      help="a prepared segmentation dataset (the output of `medseg prepare`), e.g. results/data/acdc")
-    rank.add_argument("--mode", choices=MODES, default="full",
-                      help="downstream training the choice is for: full or decoder (default: full)")
-    rank.add_argument("--out", type=Path, default=None,
-                      help="also write every variant of every file, with an `encoder` column (.parquet or .csv)")
+    rank.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="a prepared segmentation dataset (the output of `medseg prepare`), e.g. results/data/acdc",
+    )
+    rank.add_argument(
+        "--mode",
+        choices=MODES,
+        default="full",
+        help="downstream training the choice is for: full or decoder (default: full)",
+    )
+    rank.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="also write every variant of every file, with an `encoder` column (.parquet or .csv)",
+    )
     _add_scoring_options(rank)
     rank.set_defaults(run=run_rank)
 
@@ -107,14 +151,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "names its checkpoint); the files must cover the walk and share D, M and S (the scratch encoder, "
         "scheme=scratch/epoch=0, belongs to every scheme).",
     )
-    online.add_argument("files", type=Path, nargs="+", metavar="FILE", help="robustness.parquet files of the checkpoints walked")
+    online.add_argument(
+        "files", type=Path, nargs="+", metavar="FILE", help="robustness.parquet files of the checkpoints walked"
+    )
     online.add_argument("--mode", choices=MODES, required=True, help="downstream training the choice is for")
-    online.add_argument("--checkpoints", type=positive_int, nargs="+", required=True, metavar="EPOCH",
-                        help="the configured checkpoint epochs (the last is the planned length)")
+    online.add_argument(
+        "--checkpoints",
+        type=positive_int,
+        nargs="+",
+        required=True,
+        metavar="EPOCH",
+        help="the configured checkpoint epochs (the last is the planned length)",
+    )
     online.add_argument("--out", type=Path, required=True, help="choice.json to write")
-    online.add_argument("--scores", type=Path, nargs="+", default=None, metavar="FILE",
-                        help="downstream scores.parquet of the kept checkpoint (.../dataset=D/model=M/scheme=S/"
-                        "epoch=N/mode=M/seed=S/), one per seed: their mean Dice goes into the JSON file as `downstream`")
+    online.add_argument(
+        "--scores",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="downstream scores.parquet of the kept checkpoint (.../dataset=D/model=M/scheme=S/"
+        "epoch=N/mode=M/seed=S/), one per seed: their mean Dice goes into the JSON file as `downstream`",
+    )
     online.set_defaults(run=run_online)
 
 
@@ -141,10 +199,17 @@ def run_robustness(args: argparse.Namespace) -> None:
     if len(names) > 1:
         for option, path in (("out", args.out), ("save-features", args.save_features)):
             if path is not None and DATASET_PLACEHOLDER not in str(path):
-                raise MedsegError(f"--{option} {path} has no {DATASET_PLACEHOLDER}, but {len(names)} datasets are "
-                                  "scored: each needs its own file")
-    outputs = [[None if path is None else Path(str(path).replace(DATASET_PLACEHOLDER, data.name))
-                for path in (args.out, args.save_features)] for data in args.data]
+                raise MedsegError(
+                    f"--{option} {path} has no {DATASET_PLACEHOLDER}, but {len(names)} datasets are "
+                    "scored: each needs its own file"
+                )
+    outputs = [
+        [
+            None if path is None else Path(str(path).replace(DATASET_PLACEHOLDER, data.name))
+            for path in (args.out, args.save_features)
+        ]
+        for data in args.data
+    ]
     for path in (path for pair in outputs for path in pair if path is not None):
         check_file_target(path)
     # Every dataset, and the encoder at every dataset's input size, is checked before the first is scored.
@@ -171,7 +236,12 @@ def _score_one(args: argparse.Namespace, data: Path, dataset: Dataset, out: Path
     from medseg.robustness.score import score_file
 
     info, size, scores = score_file(
-        args.encoder, dataset, image_size=args.image_size, seed=args.seed, batch=args.batch, device=args.device,
+        args.encoder,
+        dataset,
+        image_size=args.image_size,
+        seed=args.seed,
+        batch=args.batch,
+        device=args.device,
         save_features=features is not None,
     )
     table = scores.table(_unique(args.margins))
@@ -179,17 +249,28 @@ def _score_one(args: argparse.Namespace, data: Path, dataset: Dataset, out: Path
         table.to_parquet(tmp, index=False)
     if features is not None:
         metadata = {
-            "encoder": str(args.encoder), "kind": info.kind, "model": info.model, "data": str(data),
-            "split": args.split, "input_size": str(size), "seed": str(args.seed),
+            "encoder": str(args.encoder),
+            "kind": info.kind,
+            "model": info.model,
+            "data": str(data),
+            "split": args.split,
+            "input_size": str(size),
+            "seed": str(args.seed),
             "rows": "IDRiD: the split's images cut into test_tile tiles, image by image, tile rows then columns"
-            if dataset.meta.get("type") == "idrid" else "the rows of the split's index.parquet",
+            if dataset.meta.get("type") == "idrid"
+            else "the rows of the split's index.parquet",
         }
         with atomic_file(features) as tmp:
             save_file(scores.features, tmp, metadata=metadata)
     main = table[(table.distance == "cosine") & (table.margin == 0.5) & (table.level == "second_to_last")]
-    log.info("%s: %d samples in %.1f s; main variants (cosine, 0.5, second_to_last): %s -> %s", args.encoder,
-             scores.n_images, scores.seconds,
-             ", ".join(f"{'pooled' if r.pooled else 'unpooled'} {r.robustness:.4f}" for r in main.itertuples()), out)
+    log.info(
+        "%s: %d samples in %.1f s; main variants (cosine, 0.5, second_to_last): %s -> %s",
+        args.encoder,
+        scores.n_images,
+        scores.seconds,
+        ", ".join(f"{'pooled' if r.pooled else 'unpooled'} {r.robustness:.4f}" for r in main.itertuples()),
+        out,
+    )
 
 
 def run_rank(args: argparse.Namespace) -> None:
@@ -213,14 +294,20 @@ def run_rank(args: argparse.Namespace) -> None:
             path, dataset, image_size=args.image_size, seed=args.seed, batch=args.batch, device=args.device
         )
         table = scores.table(margins)
-        main = table[(table.distance == variant.distance) & (table.margin == variant.margin)
-                     & (table.level == variant.level) & (table.pooled == variant.pooled)]
+        main = table[
+            (table.distance == variant.distance)
+            & (table.margin == variant.margin)
+            & (table.level == variant.level)
+            & (table.pooled == variant.pooled)
+        ]
         ranked.append((float(main.robustness.iloc[0]), str(path), info.describe(), size))
         tables.append(table.assign(encoder=str(path), model=info.model, kind=info.kind, input_size=size))
     ranked.sort(key=lambda item: -item[0])  # stable: ties keep the order given
     pooling = "pooled" if variant.pooled else "unpooled"
-    print(f"robustness on {dataset.path} ({dataset.split_name}, {len(dataset.windows)} samples, seed {args.seed}); "
-          f"main variant for --mode {args.mode}: {variant.distance}, margin {variant.margin:g}, {variant.level}, {pooling}")
+    print(
+        f"robustness on {dataset.path} ({dataset.split_name}, {len(dataset.windows)} samples, seed {args.seed}); "
+        f"main variant for --mode {args.mode}: {variant.distance}, margin {variant.margin:g}, {variant.level}, {pooling}"
+    )
     print(f"{'rank':>4}  {'robustness':>10}  encoder")
     for position, (value, path, description, size) in enumerate(ranked, start=1):
         print(f"{position:>4}  {value:>10.4f}  {path}  [{description}, input {size}x{size}]")
@@ -244,9 +331,17 @@ def run_online(args: argparse.Namespace) -> None:
         keys = {key: record[key] for key in CELL_KEYS}
         record["downstream"] = downstream_record(args.scores, record["chosen_epoch"], args.mode, keys)
     write_choice(record, args.out)
-    log.info("online choice for %s, %s, %s, %s training: epoch %d after the trail %s (%d of %d pretraining epochs) "
-             "-> %s", record["dataset"], record["model"], record["scheme"], args.mode, record["chosen_epoch"],
-             [step["epoch"] for step in record["trail"]],
-             record["pretrained_epochs"], record["planned_epochs"], args.out)
+    log.info(
+        "online choice for %s, %s, %s, %s training: epoch %d after the trail %s (%d of %d pretraining epochs) -> %s",
+        record["dataset"],
+        record["model"],
+        record["scheme"],
+        args.mode,
+        record["chosen_epoch"],
+        [step["epoch"] for step in record["trail"]],
+        record["pretrained_epochs"],
+        record["planned_epochs"],
+        args.out,
+    )
     if args.scores:
         log.info("its downstream mean Dice over %d seed(s): %.4f", len(args.scores), record["downstream"]["mean_dice"])

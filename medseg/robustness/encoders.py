@@ -164,7 +164,9 @@ def _build(info: EncoderFile, image_size: int) -> Encoder:
     try:
         return build_encoder(info.model, image_size, info.width, info.window_size)
     except MedsegError as error:
-        raise MedsegError(f"{info.path}: cannot build its {info.describe()} for {image_size}x{image_size} inputs: {error}") from None
+        raise MedsegError(
+            f"{info.path}: cannot build its {info.describe()} for {image_size}x{image_size} inputs: {error}"
+        ) from None
 
 
 def _shapes(encoder: Encoder) -> dict[str, tuple[int, ...]]:
@@ -196,7 +198,9 @@ def _check_shapes(info: EncoderFile, image_size: int, wanted: dict[str, tuple[in
             f"{list(wanted[wrong[0]])} needed); use inputs of the size it was built for"
         )
     if wanted != info.shapes:
-        raise MedsegError(f"{info.path} does not hold the tensors of its {info.describe()}: {_difference(wanted, info.shapes)}")
+        raise MedsegError(
+            f"{info.path} does not hold the tensors of its {info.describe()}: {_difference(wanted, info.shapes)}"
+        )
 
 
 def open_encoder(path: Path, image_size: int) -> tuple[EncoderFile, Encoder]:
@@ -212,10 +216,10 @@ def _difference(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int
     wrong = sorted(key for key in set(found) & set(expected) if found[key] != expected[key])
     return "; ".join(
         f"{what}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-        for what, keys in (("missing", missing), ("unexpected", extra), ("wrong shape", wrong)) if keys
+        for what, keys in (("missing", missing), ("unexpected", extra), ("wrong shape", wrong))
+        if keys
     )
 
 
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
-

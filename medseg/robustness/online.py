@@ -46,8 +46,10 @@ def main_score(path: str | Path, mode: str) -> float:
     except (OSError, ValueError) as error:
         raise MedsegError(f"{path}: not a readable robustness table ({error})") from None
     row = table[
-        (table.distance == variant.distance) & (table.margin == variant.margin)
-        & (table.level == variant.level) & (table.pooled == variant.pooled)
+        (table.distance == variant.distance)
+        & (table.margin == variant.margin)
+        & (table.level == variant.level)
+        & (table.pooled == variant.pooled)
     ]
     if len(row) != 1:
         raise MedsegError(
@@ -111,7 +113,12 @@ def online_choice_record(checkpoints: Sequence[int], files: Iterable[str | Path]
     return {
         **keys,
         "mode": mode,
-        "variant": {"distance": variant.distance, "margin": variant.margin, "level": variant.level, "pooled": variant.pooled},
+        "variant": {
+            "distance": variant.distance,
+            "margin": variant.margin,
+            "level": variant.level,
+            "pooled": variant.pooled,
+        },
         "chosen_epoch": walk.chosen,
         "trail": [{"epoch": epoch, "robustness": scores[epoch]} for epoch in walk.trail],
         "pretrained_epochs": walk.pretrained_epochs,

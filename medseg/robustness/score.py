@@ -149,9 +149,16 @@ class Scores:
                         key = (level, pooling, distance)
                         value, hinge_mean = robustness(self.positive[key], self.negative_distance[key], float(margin))
                         rows.append(
-                            {"distance": distance, "margin": float(margin), "level": level, "pooled": pooling == "pooled",
-                             "robustness": value, "hinge_mean": hinge_mean, "n_images": self.n_images,
-                             "seconds": self.seconds}
+                            {
+                                "distance": distance,
+                                "margin": float(margin),
+                                "level": level,
+                                "pooled": pooling == "pooled",
+                                "robustness": value,
+                                "hinge_mean": hinge_mean,
+                                "n_images": self.n_images,
+                                "seconds": self.seconds,
+                            }
                         )
         return pd.DataFrame(rows, columns=COLUMNS).astype({"n_images": "int64", "pooled": "bool"})
 
@@ -166,7 +173,7 @@ def _distances(queries: dict, keys: dict) -> dict[Key, torch.Tensor]:
 
 
 def _check_finite(features: dict, view: str, ids: np.ndarray, source: str, windows: pd.DataFrame) -> None:
-    for (level, pooling), tensor in features.items():
+    for (level, _pooling), tensor in features.items():
         bad = ~torch.isfinite(tensor).all(dim=1)
         if bad.any():
             first = int(ids[int(bad.nonzero()[0, 0])])
@@ -257,7 +264,9 @@ def open_dataset(data: Path, split: str = DEFAULT_SPLIT) -> Dataset:
     try:
         opened = open_split(data / split)
     except FileNotFoundError as error:
-        raise MedsegError(f"{error.filename}: missing from the prepared dataset {data}; re-run `medseg prepare`") from None
+        raise MedsegError(
+            f"{error.filename}: missing from the prepared dataset {data}; re-run `medseg prepare`"
+        ) from None
     windows = scoring_windows(data, split, meta)
     if len(windows) < 2:
         raise MedsegError(
@@ -294,11 +303,26 @@ def score_file(
     size = scoring_size(info, dataset, image_size)
     encoder = load(info, size)
     device = pick_device(device)
-    log.info("scoring %s (%s) on %d samples of %s at %dx%d on %s",
-             info.path, info.describe(), len(dataset.windows), dataset.path, size, size, device)
+    log.info(
+        "scoring %s (%s) on %d samples of %s at %dx%d on %s",
+        info.path,
+        info.describe(),
+        len(dataset.windows),
+        dataset.path,
+        size,
+        size,
+        device,
+    )
     scores = score_encoder(
-        encoder, dataset.split, dataset.windows, size, dataset.scale, seed=seed, batch=batch, device=device,
-        save_features=save_features, source=str(info.path),
+        encoder,
+        dataset.split,
+        dataset.windows,
+        size,
+        dataset.scale,
+        seed=seed,
+        batch=batch,
+        device=device,
+        save_features=save_features,
+        source=str(info.path),
     )
     return info, size, scores
-

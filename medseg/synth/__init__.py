@@ -49,5 +49,11 @@ def synthesize(out: Path, preset: str = "demo", only: Sequence[str] | None = Non
             sizes = [p.stat().st_size for p in folder.rglob("*") if p.is_file()]
         log.info(
             "synth %s (%s, seed %d): %d files, %.1f MB in %.2f s -> %s",
-            name, preset, seed, len(sizes), sum(sizes) / 1e6, time.perf_counter() - start, Path(out) / name,
+            name,
+            preset,
+            seed,
+            len(sizes),
+            sum(sizes) / 1e6,
+            time.perf_counter() - start,
+            Path(out) / name,
         )

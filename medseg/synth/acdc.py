@@ -70,10 +70,7 @@ def info_cfg(rng: np.random.Generator, ed: int, es: int, frames: int) -> str:
     group = GROUPS[int(rng.integers(len(GROUPS)))]
     height = rng.uniform(150.0, 195.0)
     weight = rng.uniform(50.0, 110.0)
-    return (
-        f"ED: {ed}\nES: {es}\nGroup: {group}\nHeight: {height:.1f}\nNbFrame: {frames}\n"
-        f"Weight: {weight:.1f}\n"
-    )
+    return f"ED: {ed}\nES: {es}\nGroup: {group}\nHeight: {height:.1f}\nNbFrame: {frames}\nWeight: {weight:.1f}\n"
 
 
 def draw_heart(rng: np.random.Generator, side: tuple[int, int]) -> Heart:

@@ -33,19 +33,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=f"presets:\n{presets}\n\n{LAYOUTS}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--out", type=Path, required=True, help="folder that receives one subfolder per dataset")
     parser.add_argument(
-        "--out", type=Path, required=True, help="folder that receives one subfolder per dataset"
-    )
-    parser.add_argument(
-        "--preset", choices=sorted(PRESETS), default="demo",
+        "--preset",
+        choices=sorted(PRESETS),
+        default="demo",
         help="image counts and sizes (default: %(default)s; see 'presets' below)",
     )
     parser.add_argument(
-        "--only", action="append", choices=DATASETS, metavar="NAME",
+        "--only",
+        action="append",
+        choices=DATASETS,
+        metavar="NAME",
         help=f"write only this dataset ({', '.join(DATASETS)}); repeat for several (default: all)",
     )
     parser.add_argument(
-        "--seed", type=int, default=0,
+        "--seed",
+        type=int,
+        default=0,
         help="non-negative random seed; each dataset's content depends only on it and the preset "
         "(default: %(default)s)",
     )

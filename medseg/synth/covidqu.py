@@ -34,9 +34,7 @@ def write(root: Path, preset: Preset, rng: np.random.Generator) -> None:
                     Image.fromarray(array).save(folder / sub / f"{prefix}_{k}.png")
 
 
-def chest_xray(
-    rng: np.random.Generator, size: int, infected: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def chest_xray(rng: np.random.Generator, size: int, infected: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """An X-ray-like image, its lung mask and its infection mask (uint8, masks 0/255)."""
     shape = (size, size)
     rows, cols = shapes.grid(shape)
@@ -62,9 +60,7 @@ def chest_xray(
     return shapes.to_uint8(image), lungs.astype(np.uint8) * 255, infection.astype(np.uint8) * 255
 
 
-def add_infection(
-    rng: np.random.Generator, image: np.ndarray, lungs: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def add_infection(rng: np.random.Generator, image: np.ndarray, lungs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Add 1-3 bright hazy blobs centred inside the lungs; return the image and their mask."""
     size = image.shape[0]
     inside = np.argwhere(lungs)

@@ -68,9 +68,7 @@ def fundus(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray,
     return shapes.to_uint8(image), lesions
 
 
-def vessels(
-    rng: np.random.Generator, shape: tuple[int, int], start: tuple[float, float], radius: float
-) -> np.ndarray:
+def vessels(rng: np.random.Generator, shape: tuple[int, int], start: tuple[float, float], radius: float) -> np.ndarray:
     """Darkening in [0, 0.5) along branching vessel lines leaving the optic disc."""
     darkening = np.zeros(shape)
     width = max(0.8, 0.012 * shape[0])

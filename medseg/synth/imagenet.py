@@ -81,9 +81,7 @@ def class_designs(count: int) -> list[tuple[str, str]]:
     """(shape family, texture) of each class: shapes vary fastest, then textures."""
     designs = [(shape, texture) for texture in TEXTURES for shape in SHAPE_FAMILIES]
     if count > len(designs):
-        raise MedsegError(
-            f"synthetic ImageNet has at most {len(designs)} distinct classes, {count} requested"
-        )
+        raise MedsegError(f"synthetic ImageNet has at most {len(designs)} distinct classes, {count} requested")
     return designs[:count]
 
 

@@ -6,7 +6,6 @@ import os
 
 from snakemake.utils import validate
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 
 DATASETS = config["datasets"]
@@ -78,8 +77,11 @@ def dataset_setting(key):
 
 def imagenet_budget_options():
     """`medseg prepare imagenet` options for the configured budget (unset keys: all)."""
-    flags = {"classes": "--classes", "images_per_class": "--images-per-class",
-             "val_images_per_class": "--val-images-per-class"}
+    flags = {
+        "classes": "--classes",
+        "images_per_class": "--images-per-class",
+        "val_images_per_class": "--val-images-per-class",
+    }
     budget = config["imagenet"]
     return " ".join(f"{flag} {budget[key]}" for key, flag in flags.items() if budget.get(key) is not None)
 
@@ -224,6 +226,7 @@ def robustness_out(wildcards):
     """`--out` of a robustness job."""
     return ROBUSTNESS_FILE.format(**job_path_values(wildcards, ["dataset"]))
 
+
 for _name, _external in EXTERNAL.items():
     if _external["model"] not in MODELS["names"]:
         raise ValueError(
@@ -266,11 +269,13 @@ def robustness_options(wildcards):
 def encoder_files_of(pattern):
     """`pattern` for every dataset x model and encoder: scratch, every checkpoint of both schemes, the external files."""
     files = expand(pattern, dataset=DATASETS, model=MODELS["names"], scheme="scratch", epoch=0, allow_missing=True)
-    files += expand(pattern, dataset=DATASETS, model=MODELS["names"], scheme=PRETRAIN_SCHEMES, epoch=CHECKPOINTS,
-                    allow_missing=True)
+    files += expand(
+        pattern, dataset=DATASETS, model=MODELS["names"], scheme=PRETRAIN_SCHEMES, epoch=CHECKPOINTS, allow_missing=True
+    )
     for name, external in EXTERNAL.items():
-        files += expand(pattern, dataset=DATASETS, model=external["model"], scheme=f"external-{name}", epoch=0,
-                        allow_missing=True)
+        files += expand(
+            pattern, dataset=DATASETS, model=external["model"], scheme=f"external-{name}", epoch=0, allow_missing=True
+        )
     return files
 
 

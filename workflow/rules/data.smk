@@ -10,13 +10,13 @@ if SYNTHETIC is not None:
         output:
             raw=directory("results/raw/{dataset}"),
             marker=SYNTHETIC_MARKER,
+        log:
+            "logs/synthesize/{dataset}.log",
+        wildcard_constraints:
+            dataset="|".join(SYNTHETIC_DATASETS),
         params:
             preset=SYNTHETIC["preset"],
             seed=SYNTHETIC["seed"],
-        wildcard_constraints:
-            dataset="|".join(SYNTHETIC_DATASETS),
-        log:
-            "logs/synthesize/{dataset}.log",
         shell:
             "medseg synth --out results/raw --only {wildcards.dataset} --preset {params.preset} --seed {params.seed}"
             " > {log} 2>&1 && touch {output.marker}"
@@ -27,13 +27,13 @@ rule prepare_acdc:
         raw_ready,
     output:
         prepared_files(["train", "test"]),
+    log:
+        "logs/prepare/{dataset}.log",
+    wildcard_constraints:
+        dataset=datasets_of_type("acdc"),
     params:
         raw=raw_release,
         size=dataset_setting("size"),
-    wildcard_constraints:
-        dataset=datasets_of_type("acdc"),
-    log:
-        "logs/prepare/{dataset}.log",
     shell:
         "medseg prepare acdc --raw {params.raw:q} --out results/data/{wildcards.dataset} --size {params.size} > {log} 2>&1"
 
@@ -43,13 +43,13 @@ rule prepare_covidqu:
         raw_ready,
     output:
         prepared_files(["train", "test"]),
+    log:
+        "logs/prepare/{dataset}.log",
+    wildcard_constraints:
+        dataset=datasets_of_type("covidqu"),
     params:
         raw=raw_release,
         size=dataset_setting("size"),
-    wildcard_constraints:
-        dataset=datasets_of_type("covidqu"),
-    log:
-        "logs/prepare/{dataset}.log",
     shell:
         "medseg prepare covidqu --raw {params.raw:q} --out results/data/{wildcards.dataset} --size {params.size} > {log} 2>&1"
 
@@ -59,16 +59,16 @@ rule prepare_idrid:
         raw_ready,
     output:
         prepared_files(["train", "test"]),
+    log:
+        "logs/prepare/{dataset}.log",
+    wildcard_constraints:
+        dataset=datasets_of_type("idrid"),
     params:
         raw=raw_release,
         resize=dataset_setting("resize"),
         window=dataset_setting("window"),
         stride=dataset_setting("stride"),
         tile=dataset_setting("tile"),
-    wildcard_constraints:
-        dataset=datasets_of_type("idrid"),
-    log:
-        "logs/prepare/{dataset}.log",
     shell:
         "medseg prepare idrid --raw {params.raw:q} --out results/data/{wildcards.dataset} --resize {params.resize}"
         " --window {params.window} --stride {params.stride} --tile {params.tile} > {log} 2>&1"
@@ -79,14 +79,14 @@ rule prepare_folder:
         raw_ready,
     output:
         prepared_files(["train", "test"]),
+    log:
+        "logs/prepare/{dataset}.log",
+    wildcard_constraints:
+        dataset=datasets_of_type("folder"),
     params:
         raw=raw_release,
         classes=dataset_setting("classes"),
         size=dataset_setting("size"),
-    wildcard_constraints:
-        dataset=datasets_of_type("folder"),
-    log:
-        "logs/prepare/{dataset}.log",
     shell:
         "medseg prepare folder --raw {params.raw:q} --out results/data/{wildcards.dataset}"
         " --classes {params.classes} --size {params.size} > {log} 2>&1"
@@ -99,10 +99,10 @@ rule prepare_imagenet:
         "results/data/imagenet/train/index.parquet",
         "results/data/imagenet/val/index.parquet",
         "results/data/imagenet/dataset.json",
+    log:
+        "logs/prepare/imagenet.log",
     params:
         raw=raw_release,
         budget=imagenet_budget_options(),
-    log:
-        "logs/prepare/imagenet.log",
     shell:
         "medseg prepare imagenet --raw {params.raw:q} --out results/data/imagenet {params.budget} > {log} 2>&1"

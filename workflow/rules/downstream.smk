@@ -9,9 +9,8 @@ rule train_downstream:
     output:
         scores=downstream_job_files(DOWNSTREAM_SCORES),
         history=downstream_job_files(DOWNSTREAM_HISTORY),
-    params:
-        runs=downstream_runs,
-        recipe=downstream_recipe,
+    log:
+        encoder_job_log("downstream"),
     wildcard_constraints:
         dataset="|".join(DATASETS),
         model="|".join(MODELS["names"]),
@@ -22,8 +21,9 @@ rule train_downstream:
     threads: 1
     resources:
         gpu=1,
-    log:
-        encoder_job_log("downstream"),
+    params:
+        runs=downstream_runs,
+        recipe=downstream_recipe,
     shell:
         "medseg train --model {wildcards.model} --encoder {input.encoder:q} {params.runs} {params.recipe}"
         " --threads {threads}"

@@ -5,12 +5,12 @@
 rule init_encoder:
     output:
         SCRATCH_ENCODER,
-    params:
-        options=model_options,
-    wildcard_constraints:
-        model="|".join(MODELS["names"]),
     log:
         "logs/pretrain/model={model}/scheme=scratch/epoch=0.log",
+    wildcard_constraints:
+        model="|".join(MODELS["names"]),
+    params:
+        options=model_options,
     shell:
         "medseg init --model {wildcards.model} {params.options} --out {output} > {log} 2>&1"
 
@@ -25,8 +25,8 @@ rule pretrain:
         encoder=f"{PRETRAIN_DIR}/encoder.safetensors",
         state=f"{PRETRAIN_DIR}/state.pt",
         history="results/pretrain_history/model={model}/scheme={scheme}/epoch={epoch}/history.parquet",
-    params:
-        options=pretrain_options,
+    log:
+        "logs/pretrain/model={model}/scheme={scheme}/epoch={epoch}.log",
     wildcard_constraints:
         model="|".join(MODELS["names"]),
         scheme="|".join(PRETRAIN_SCHEMES),
@@ -35,8 +35,8 @@ rule pretrain:
     resources:
         gpu=1,
         runtime=pretrain_runtime,
-    log:
-        "logs/pretrain/model={model}/scheme={scheme}/epoch={epoch}.log",
+    params:
+        options=pretrain_options,
     # Loader workers = threads - 1 (Snakemake may scale threads down to --cores). The raw folder
     # comes from the config and is no param: moving the images must not re-run pretraining.
     shell:

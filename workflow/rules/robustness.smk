@@ -10,10 +10,8 @@ checkpoint robustness:
         data=job_data,
     output:
         encoder_job_files(ROBUSTNESS_FILE),
-    params:
-        data=job_data_folders,
-        out=robustness_out,
-        scoring=robustness_options,
+    log:
+        encoder_job_log("robustness"),
     wildcard_constraints:
         dataset="|".join(DATASETS),
         model="|".join(MODELS["names"]),
@@ -22,8 +20,10 @@ checkpoint robustness:
     threads: 1
     resources:
         gpu=1,
-    log:
-        encoder_job_log("robustness"),
+    params:
+        data=job_data_folders,
+        out=robustness_out,
+        scoring=robustness_options,
     shell:
         "medseg robustness --encoder {input.encoder:q} --data {params.data} --out '{params.out}' {params.scoring}"
         " --batch {config[robustness][batch]} > {log} 2>&1"
@@ -35,15 +35,15 @@ rule online_choice:
         scores=online_scores,
     output:
         ONLINE_CHOICE,
-    params:
-        checkpoints=CHECKPOINTS,
+    log:
+        "logs/online/dataset={dataset}/model={model}/scheme={scheme}/mode={mode}.log",
     wildcard_constraints:
         dataset="|".join(DATASETS),
         model="|".join(MODELS["names"]),
         scheme="|".join(PRETRAIN_SCHEMES),
         mode="|".join(MODES),
-    log:
-        "logs/online/dataset={dataset}/model={model}/scheme={scheme}/mode={mode}.log",
+    params:
+        checkpoints=CHECKPOINTS,
     shell:
         "medseg online --mode {wildcards.mode} --checkpoints {params.checkpoints} --out {output} {input.trail}"
         " --scores {input.scores} > {log} 2>&1"
