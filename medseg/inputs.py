@@ -21,8 +21,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from medseg.data.idrid import tiles
-from medseg.data.store import Split, read_meta
+from medseg.data.store import Split, read_meta, tiles
 from medseg.errors import DataError
 
 # timm.data's IMAGENET_DEFAULT_MEAN / _STD (tests/test_inputs.py checks they are equal), written out

@@ -17,7 +17,7 @@ published results (converted by `medseg.audit`) go through the same code:
   each pretrained checkpoint. A scratch encoder without a value counts as 0 (its classifier is
   untrained: chance level, below every pretrained checkpoint).
 
-Indicators (the selection rules are `medseg.robustness.selection`'s):
+Indicators (the selection rules are `medseg.selection`'s):
 `robustness_offline` and `robustness_online` for every robustness variant in the table (the
 `main` column marks the paper's main variant of the row's mode), `imagenet_accuracy` (the
 checkpoint with the highest top-1, ties to the earliest) and `no_pretraining` (epoch 0).
@@ -36,18 +36,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from medseg.robustness.selection import (
-    MAIN_VARIANTS,
-    SCRATCH_EPOCH,
-    offline_choice,
-    online_walk,
-)
+from medseg.names import SCRATCH, SCRATCH_EPOCH
+from medseg.selection import MAIN_VARIANTS, offline_choice, online_walk
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-SCRATCH = "scratch"
 CELL = ["dataset", "model", "scheme", "mode"]
 VARIANT = ["distance", "margin", "level", "pooled"]
 RUN_COLUMNS = ["dataset", "model", "scheme", "epoch", "mode", "seed", "dice"]

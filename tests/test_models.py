@@ -12,11 +12,12 @@ from timm.models.swin_transformer import SwinTransformerStage, WindowAttention
 from torch import nn
 
 from medseg.errors import MedsegError
-from medseg.models import MODEL_NAMES, build_classifier, build_encoder, build_model
+from medseg.models import build_classifier, build_encoder, build_model
 from medseg.models import cli as models_cli
 from medseg.models.attention import AttentionGate
 from medseg.models.encoder import Level
 from medseg.models.patch_expanding import PatchExpanding
+from medseg.names import MODEL_NAMES
 
 NUM_CLASSES = 4
 # The demo configuration: 64x64 images, a quarter of the paper's widths, Swin window 4

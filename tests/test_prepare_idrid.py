@@ -3,8 +3,8 @@ import pytest
 from conftest import IDRID_GEOMETRY
 from PIL import Image
 
-from medseg.data.idrid import prepare_idrid, tiles, windows
-from medseg.data.store import open_split, read_meta
+from medseg.data.idrid import prepare_idrid
+from medseg.data.store import open_split, read_meta, tiles, windows
 from medseg.errors import DataError
 
 

@@ -292,8 +292,8 @@ def test_init_is_reproducible_and_the_cli_runs_a_segment(tmp_path, imagenet, cap
 
 
 def test_the_encoder_files_record_their_checkpoint_and_still_load_anywhere(tmp_path, imagenet):
+    from medseg.models.encoder_file import open_encoder
     from medseg.pretrain.state import SCRATCH
-    from medseg.robustness.encoders import open_encoder
 
     start = scratch(tmp_path, "unet")
     first = train(job(tmp_path, imagenet, "a", 1, start, planned_epochs=2))

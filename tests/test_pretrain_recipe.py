@@ -12,8 +12,9 @@ from PIL import Image
 from medseg import seeds
 from medseg.errors import MedsegError
 from medseg.models import build_classifier, build_encoder
+from medseg.paper import pretraining_recipe as paper_recipe
 from medseg.pretrain import recipe
-from medseg.pretrain.settings import BATCHNORM_MODELS, Settings, paper_recipe
+from medseg.pretrain.settings import BATCHNORM_MODELS, Settings
 
 
 def settings(**changes) -> Settings:

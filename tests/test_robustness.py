@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from medseg.robustness import selection
-from medseg.robustness.distances import DEFAULT_MARGINS, DISTANCES, correlation, cosine, hinge, l2, robustness
+from medseg.robustness.distances import correlation, cosine, hinge, l2, robustness
 from medseg.robustness.features import REPRESENTATIONS
 from medseg.robustness.score import _NegativePairs, cycle_order, derangement
 
@@ -57,15 +56,6 @@ def test_hinge_and_robustness_for_every_margin(margin, expected):
     value, mean = robustness(positive, negative, margin)
     assert mean == pytest.approx(sum(expected) / 2, abs=1e-12)
     assert value == pytest.approx(1 - sum(expected) / 2, abs=1e-12)
-
-
-def test_names_match_the_selection_module():
-    assert tuple(DISTANCES) == selection.DISTANCES
-    assert DEFAULT_MARGINS == (0.0, 0.25, 0.5, 0.75, 1.0)
-    assert {level for level, _ in REPRESENTATIONS} == set(selection.LEVELS)
-    from medseg.robustness import cli
-
-    assert tuple(cli.DEFAULT_MARGINS) == DEFAULT_MARGINS
 
 
 @pytest.mark.parametrize("n", [2, 3, 5, 17, 100])

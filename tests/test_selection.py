@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from medseg.robustness.selection import (
+from medseg.selection import (
     MAIN_VARIANTS,
     Variant,
     main_variant,
@@ -109,7 +109,9 @@ def test_incremental_walk_agrees_with_the_full_walk(scores):
     assert walk.pretrained_epochs == max(trail)
 
 
-def test_selection_imports_nothing_heavy():
-    code = "import sys, medseg.robustness.selection; print(sorted({'torch', 'pandas', 'numpy'} & set(sys.modules)))"
+def test_what_the_workflow_imports_imports_nothing_heavy():
+    """workflow/rules/common.smk reads these on every dry run and cluster job."""
+    modules = "medseg.selection, medseg.names, medseg.paper"
+    code = f"import sys, {modules}; print(sorted({{'torch', 'pandas', 'numpy'}} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

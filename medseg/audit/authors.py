@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medseg.errors import MedsegError
-from medseg.robustness.selection import SCRATCH_EPOCH
-from medseg.tis import SCRATCH
+from medseg.names import SCRATCH, SCRATCH_EPOCH
 
 if TYPE_CHECKING:
     import pandas as pd

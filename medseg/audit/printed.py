@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medseg.errors import MedsegError
-from medseg.robustness.selection import MAIN_VARIANTS
+from medseg.selection import MAIN_VARIANTS
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from medseg import tis as tis_module
 from medseg.audit import ALIGNMENTS, authors
 from medseg.audit import printed as printed_module
-from medseg.robustness.selection import SCRATCH_EPOCH
+from medseg.names import SCRATCH_EPOCH
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,7 +1,7 @@
 """Dataset preparation: raw releases (ACDC, COVID-QU-Ex, IDRiD, ImageNet, user folders) to
 memory-mappable arrays plus an `index.parquet` per split under `results/data/{dataset}/`.
 
-Layout of a prepared segmentation dataset (see README, "Prepared data"):
+Layout of a prepared segmentation dataset (docs/data.md, "Prepared data"):
 
     {out}/dataset.json             type, class names, channels, settings, split sizes
     {out}/{split}/images.npy       (N, H, W, C) uint8, or float32 in [0, 1] for ACDC

@@ -10,6 +10,7 @@ import numpy as np
 from medseg.data.output import write_prepared
 from medseg.data.readers import HIGH_DEPTH_MODES, check_same_shape, list_files, open_image, read_image
 from medseg.data.resize import resize_image, resize_labels_max
+from medseg.data.store import tiles, windows
 from medseg.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -19,24 +20,6 @@ IMAGES = Path("A. Segmentation") / "1. Original Images"
 MASKS = Path("A. Segmentation") / "2. All Segmentation Groundtruths"
 LESION = "1. Microaneurysms"
 SETS = {"train": "a. Training Set", "test": "b. Testing Set"}
-
-
-def windows(size: tuple[int, int], window: int, stride: int) -> list[tuple[int, int, int, int]]:
-    """(row, col, y0, x0) of every `window` x `window` crop at `stride` inside `size`."""
-    height, width = size
-    if window > min(height, width):
-        raise DataError(f"IDRiD window {window} does not fit the resized images {height}x{width}")
-    ys = range(0, height - window + 1, stride)
-    xs = range(0, width - window + 1, stride)
-    return [(r, c, y, x) for r, y in enumerate(ys) for c, x in enumerate(xs)]
-
-
-def tiles(size: tuple[int, int], tile: int) -> list[tuple[int, int, int, int]]:
-    """(row, col, y0, x0) of the equal `tile` x `tile` tiles that partition `size`."""
-    height, width = size
-    if height % tile or width % tile:
-        raise DataError(f"IDRiD test tile {tile} does not divide the resized images {height}x{width}")
-    return windows(size, tile, tile)
 
 
 def read_pair(raw: Path, image_path: Path, split: str, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medseg.errors import DataError
+
 INDEX = "index.parquet"
 IMAGES = "images.npy"
 MASKS = "masks.npy"
@@ -109,3 +111,23 @@ def image_range(images: np.ndarray) -> dict:
     """How consumers read a split's images: dtype, shape and the nominal value range."""
     nominal = [0, 255] if images.dtype == np.uint8 else [0.0, 1.0]
     return {"dtype": str(images.dtype), "shape": list(images.shape), "value_range": nominal}
+
+
+# IDRiD is prepared as windows of its resized images (training) and tiles that partition them
+# (test); scoring and training read the same geometry back.
+def windows(size: tuple[int, int], window: int, stride: int) -> list[tuple[int, int, int, int]]:
+    """(row, col, y0, x0) of every `window` x `window` crop at `stride` inside `size`."""
+    height, width = size
+    if window > min(height, width):
+        raise DataError(f"IDRiD window {window} does not fit the resized images {height}x{width}")
+    ys = range(0, height - window + 1, stride)
+    xs = range(0, width - window + 1, stride)
+    return [(r, c, y, x) for r, y in enumerate(ys) for c, x in enumerate(xs)]
+
+
+def tiles(size: tuple[int, int], tile: int) -> list[tuple[int, int, int, int]]:
+    """(row, col, y0, x0) of the equal `tile` x `tile` tiles that partition `size`."""
+    height, width = size
+    if height % tile or width % tile:
+        raise DataError(f"IDRiD test tile {tile} does not divide the resized images {height}x{width}")
+    return windows(size, tile, tile)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from medseg import paper
 from medseg.argtypes import (
     class_name,
     model_image_size,
@@ -14,9 +15,9 @@ from medseg.argtypes import (
     positive_int,
     segmentation_batch,
 )
-from medseg.downstream import settings as paper
+from medseg.downstream import settings
 from medseg.errors import Interrupted, MedsegError
-from medseg.models import MODEL_NAMES
+from medseg.names import MODEL_NAMES, MODES
 
 PLACEHOLDERS = {"dataset": "{dataset}", "mode": "{mode}", "seed": "{seed}"}
 
@@ -57,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--mode",
-        choices=paper.MODES,
+        choices=MODES,
         nargs="+",
         default=["full"],
         help="full: train the whole model from the checkpoint; decoder: freeze the encoder (eval mode) "
@@ -69,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         default=[0],
         help="seed(s) of the decoder initialisation, the data order and the augmentation (default: 0; "
-        "the paper trains seeds 0-4)",
+        f"the paper trains seeds {', '.join(map(str, paper.SEEDS))})",
     )
     outputs = train.add_argument_group("outputs")
     outputs.add_argument(
@@ -144,9 +145,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     recipe.add_argument(
         "--eval-every",
         type=non_negative_int,
-        default=paper.EVAL_EVERY,
+        default=settings.EVAL_EVERY,
         help="test Dice in the history every this many epochs; 0: only after the last epoch, "
-        f"which is always scored (default: {paper.EVAL_EVERY})",
+        f"which is always scored (default: {settings.EVAL_EVERY})",
     )
     run = train.add_argument_group("execution (results do not depend on these, except CPU vs GPU rounding)")
     run.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -154,8 +155,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--resume-minutes",
         type=non_negative_float,
-        default=paper.RESUME_MINUTES,
-        help=f"write the resume file this often (default: {paper.RESUME_MINUTES:g})",
+        default=settings.RESUME_MINUTES,
+        help=f"write the resume file this often (default: {settings.RESUME_MINUTES:g})",
     )
     train.set_defaults(run=run_train)
 
@@ -207,8 +208,7 @@ def run_train(args: argparse.Namespace) -> None:
     from medseg.downstream.settings import ModelBuild, Recipe
     from medseg.downstream.state import remove
     from medseg.downstream.train import Trainer, restore_finished
-    from medseg.robustness.encoders import inspect
-    from medseg.robustness.score import resolve_image_size
+    from medseg.models.encoder_file import inspect, resolve_image_size
     from medseg.signals import StopSignals
 
     info = inspect(args.encoder)
@@ -264,11 +264,11 @@ def run_train(args: argparse.Namespace) -> None:
         remove(run.record)
 
 
-def run_of(args: argparse.Namespace, dataset: str, mode: str, seed: int) -> paper.Run:
+def run_of(args: argparse.Namespace, dataset: str, mode: str, seed: int) -> settings.Run:
     """The run of (dataset, mode, seed): its output paths with the placeholders filled in."""
     from medseg.downstream import state
 
     scores, history, resume, save_model = (
         expand(path, dataset, mode, seed) for path in (args.scores, args.history, args.resume, args.save_model)
     )
-    return paper.Run(mode, seed, scores, history, resume or state.default_resume(scores), save_model)
+    return settings.Run(mode, seed, scores, history, resume or state.default_resume(scores), save_model)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from medseg.downstream.settings import POWER, Recipe
+from medseg.downstream.settings import Recipe
+from medseg.paper import POWER
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.SGD:

@@ -1,8 +1,8 @@
 """What a downstream training run depends on (its recipe and model build), and its identity.
 
-The paper's recipe (Appendix A.4) is the default: 150 epochs, batch 24, SGD with momentum 0.9 and
-weight decay 1e-4, learning rate 0.05 (1 - i/N)^0.9 at optimizer step i of N. Five seeds per
-configuration (§5.4); one `medseg train` call trains the seeds it is given.
+The paper's recipe (Appendix A.4, `medseg.paper`) is the default: SGD with momentum and weight
+decay, learning rate lr (1 - i/N)^power at optimizer step i of N. One `medseg train` call trains the
+seeds it is given.
 
 The identity is stored in the resume file; a resume file is only continued by a run of the same
 identity (same recipe, model build, encoder file content and prepared data). Execution settings
@@ -14,15 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-MODES = ("full", "decoder")
-EPOCHS = 150
-BATCH = 24
-LR = 0.05
-MOMENTUM = 0.9
-WEIGHT_DECAY = 1e-4
-POWER = 0.9
-SEEDS = (0, 1, 2, 3, 4)
-"""The paper's five runs per configuration (§5.4); the workflow's default list."""
+from medseg import paper
+
 EVAL_EVERY = 0
 """Test Dice in the history every this many epochs; 0: only at the end (always evaluated)."""
 RESUME_MINUTES = 10.0
@@ -34,11 +27,11 @@ RECIPE_VERSION = "1"
 class Recipe:
     """The training recipe: what the weights depend on besides the model, encoder and data."""
 
-    epochs: int = EPOCHS
-    batch: int = BATCH
-    lr: float = LR
-    momentum: float = MOMENTUM
-    weight_decay: float = WEIGHT_DECAY
+    epochs: int = paper.EPOCHS
+    batch: int = paper.BATCH
+    lr: float = paper.LR
+    momentum: float = paper.MOMENTUM
+    weight_decay: float = paper.WEIGHT_DECAY
     eval_every: int = EVAL_EVERY
 
 

@@ -16,23 +16,18 @@ the first two again. With it, the same command run again writes their outputs fr
 from __future__ import annotations
 
 import logging
-import pickle
-import zipfile
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from medseg.atomic import atomic_file
 from medseg.errors import MedsegError
-from medseg.pretrain.settings import describe_difference
+from medseg.training_state import describe_difference, load_marked, save_marked
 
 log = logging.getLogger(__name__)
 
 FORMAT = "medseg-downstream-resume/1"
 RECORD_FORMAT = "medseg-downstream-finished/1"
-# What torch.load raises for a truncated, foreign or tampered file.
-_UNREADABLE = (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile)
 
 
 def default_resume(scores: Path) -> Path:
@@ -43,18 +38,7 @@ def default_resume(scores: Path) -> Path:
 
 def save(path: Path, state: dict) -> None:
     """Write a resume file atomically (a killed write never leaves a partial file under `path`)."""
-    with atomic_file(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
-
-
-def _read(path: Path, kind: str = "resume file", marker: str = FORMAT) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except _UNREADABLE as error:
-        raise MedsegError(f"{path} is not a readable {kind} ({type(error).__name__}: {error})") from None
-    if not isinstance(state, dict) or state.get("format") != marker or "identity" not in state:
-        raise MedsegError(f"{path} is not a medseg downstream {kind} (no '{marker}' marker)")
-    return state
+    save_marked(path, FORMAT, state)
 
 
 def read_resume(path: Path, identity: dict[str, str], explicit: bool) -> dict | None:
@@ -68,7 +52,7 @@ def read_resume(path: Path, identity: dict[str, str], explicit: bool) -> dict | 
     if not path.is_file():
         return None
     try:
-        state = _read(path)
+        state = load_marked(path, FORMAT, "downstream resume file")
         if state["identity"] != identity:
             raise MedsegError(f"{path} belongs to a different run: {describe_difference(state['identity'], identity)}")
     except MedsegError as error:
@@ -92,18 +76,17 @@ def save_record(
     model_metadata: dict[str, str] | None,
 ) -> None:
     """Write a finished run's record atomically: what its outputs are made of (tables as plain columns)."""
-    with atomic_file(path) as tmp:
-        torch.save(
-            {
-                "format": RECORD_FORMAT,
-                "identity": identity,
-                "scores": {column: scores[column].tolist() for column in scores.columns},
-                "history": history,
-                "model": model,
-                "model_metadata": model_metadata,
-            },
-            tmp,
-        )
+    save_marked(
+        path,
+        RECORD_FORMAT,
+        {
+            "identity": identity,
+            "scores": {column: scores[column].tolist() for column in scores.columns},
+            "history": history,
+            "model": model,
+            "model_metadata": model_metadata,
+        },
+    )
 
 
 def read_record(path: Path, identity: dict[str, str]) -> dict | None:
@@ -112,7 +95,7 @@ def read_record(path: Path, identity: dict[str, str]) -> dict | None:
     if not path.is_file():
         return None
     try:
-        record = _read(path, "finished-run record", RECORD_FORMAT)
+        record = load_marked(path, RECORD_FORMAT, "downstream finished-run record")
     except MedsegError as error:
         log.warning("ignoring the finished-run record: %s", error)
         return None

@@ -35,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from medseg import seeds
+from medseg import seeds, training_state
 from medseg.atomic import atomic_file
 from medseg.downstream import recipe as recipes
 from medseg.downstream import state
@@ -46,13 +46,14 @@ from medseg.downstream.settings import ModelBuild, Recipe, Run, identity
 from medseg.errors import Interrupted
 from medseg.finite import check_finite
 from medseg.models import build_model
+from medseg.models.encoder_file import EncoderFile, load
 from medseg.models.segmentation import SegmentationModel
-from medseg.robustness.encoders import EncoderFile, load
 from medseg.signals import StopSignals
 
 log = logging.getLogger(__name__)
 
-HISTORY_COLUMNS = ("train_epoch", "lr", "train_loss", "test_dice", "images_per_s", "seconds")
+EVALUATION = ("test_dice",)
+HISTORY_COLUMNS = training_state.history_columns(EVALUATION)
 # Random streams of one seed, besides pretraining's epoch order (seeds.ORDER): per step, the
 # augmentation (a CPU torch.Generator) and the model's own randomness (stochastic depth, drawn
 # from the global generators).
@@ -113,9 +114,7 @@ def write_outputs(
         assert model is not None
         with atomic_file(run.save_model) as tmp:
             save_file(model[0], tmp, metadata=model[1])
-    table = pd.DataFrame(history, columns=list(HISTORY_COLUMNS)).astype({"train_epoch": "int64"})
-    with atomic_file(run.history) as tmp:
-        table.to_parquet(tmp, index=False)
+    training_state.write_history(run.history, history, EVALUATION)
     with atomic_file(run.scores) as tmp:
         scores.to_parquet(tmp, index=False)
     state.remove(run.resume)
@@ -336,14 +335,8 @@ class Trainer:
             dice = mean_dice(metrics)
         partial = self.position.partial
         partial["seconds"] += time.monotonic() - started
-        row = {
-            "train_epoch": epoch,
-            "lr": partial.get("lr", self.optimizer.param_groups[0]["lr"]),
-            "train_loss": partial["loss_sum"] / max(partial["steps"], 1),
-            "test_dice": dice,
-            "images_per_s": partial["images"] / partial["train_seconds"] if partial["train_seconds"] else float("nan"),
-            "seconds": partial["seconds"],
-        }
+        lr = partial.get("lr", self.optimizer.param_groups[0]["lr"])
+        row = training_state.epoch_row(epoch, lr, partial, partial["steps"], {"test_dice": dice})
         self.position.history.append(row)
         self.position.epoch, self.position.step, self.position.partial = epoch, 0, _partial()
         return row, metrics

@@ -1,6 +1,6 @@
 """Segmentation models whose encoders pretrain as ImageNet classifiers (paper §5.1, Appendix A.1).
 
-Models: `unet` (basic U-Net), `resnet50_attention_unet`, `swin_unet`. Each `SegmentationModel`
+Models (`medseg.names.MODEL_NAMES`): `unet` (basic U-Net), `resnet50_attention_unet`, `swin_unet`. Each `SegmentationModel`
 has an `.encoder` (an `Encoder`: level features, safetensors I/O) and a `.decoder`;
 `EncoderClassifier` wraps the same encoder for pretraining.
 
@@ -10,8 +10,6 @@ The builders are imported lazily so that `medseg --help` does not import torch.
 from __future__ import annotations
 
 from typing import Any
-
-MODEL_NAMES = ("unet", "resnet50_attention_unet", "swin_unet")
 
 _LAZY = {
     "build_model": "medseg.models.factory",
@@ -23,7 +21,7 @@ _LAZY = {
     "SegmentationModel": "medseg.models.segmentation",
 }
 
-__all__ = ["MODEL_NAMES", *_LAZY]
+__all__ = list(_LAZY)
 
 
 def __getattr__(name: str) -> Any:

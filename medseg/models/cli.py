@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from medseg import paper
 from medseg.argtypes import (
     MAX_MODEL_IMAGE_SIZE,
     MIN_CLASSES,
@@ -14,7 +15,7 @@ from medseg.argtypes import (
     positive_float,
     positive_int,
 )
-from medseg.models import MODEL_NAMES
+from medseg.names import MODEL_NAMES
 
 if TYPE_CHECKING:
     from medseg.models.segmentation import SegmentationModel
@@ -30,16 +31,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--image-size",
         type=model_image_size,
-        default=224,
-        help=f"square input size in pixels, {MIN_MODEL_IMAGE_SIZE} to {MAX_MODEL_IMAGE_SIZE} (default: 224)",
+        default=paper.IMAGE_SIZE,
+        help=f"square input size in pixels, {MIN_MODEL_IMAGE_SIZE} to {MAX_MODEL_IMAGE_SIZE} (default: {paper.IMAGE_SIZE})",
     )
     parser.add_argument(
         "--width",
         type=positive_float,
-        default=1.0,
-        help="width multiplier: U-Net base width 64*w, ResNet stage widths *w, Swin embed dim 96*w (default: 1)",
+        default=paper.WIDTH,
+        help=f"width multiplier: U-Net base width 64*w, ResNet stage widths *w, Swin embed dim 96*w (default: {paper.WIDTH:g})",
     )
-    parser.add_argument("--window-size", type=positive_int, default=7, help="Swin attention window (default: 7)")
+    parser.add_argument(
+        "--window-size",
+        type=positive_int,
+        default=paper.WINDOW_SIZE,
+        help=f"Swin attention window (default: {paper.WINDOW_SIZE})",
+    )
     parser.add_argument(
         "--classes",
         type=class_count,

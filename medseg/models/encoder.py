@@ -15,8 +15,8 @@ from torch import nn
 
 from medseg.atomic import atomic_file
 from medseg.errors import MedsegError
+from medseg.names import LEVELS
 
-LEVEL_NAMES = ("last", "second_to_last")
 # File metadata that describes where the weights come from, not the encoder's shapes: `load`
 # does not compare it, and a file without it (older medseg) still loads.
 DESCRIPTIVE_KEYS = ("image_size", "scheme", "epoch", "seed")
@@ -51,9 +51,9 @@ class Encoder(nn.Module):
 
     def level_index(self, level: str) -> int:
         """Index into `levels` (and into the forward output) of a named level."""
-        if level not in LEVEL_NAMES:
-            raise MedsegError(f"unknown encoder level {level!r}; expected one of {', '.join(LEVEL_NAMES)}")
-        return len(self.levels) - 1 - LEVEL_NAMES.index(level)
+        if level not in LEVELS:
+            raise MedsegError(f"unknown encoder level {level!r}; expected one of {', '.join(LEVELS)}")
+        return len(self.levels) - 1 - LEVELS.index(level)
 
     def description(self) -> str:
         """How error messages and listings name this encoder, e.g. `'resnet50' (width 1)`."""

@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 from medseg.errors import MedsegError
-from medseg.models import MODEL_NAMES
 from medseg.models.classifier import EncoderClassifier
 from medseg.models.encoder import Encoder
 from medseg.models.segmentation import SegmentationModel
+from medseg.names import MODEL_NAMES
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,3 @@ Modules: `settings` (what a run depends on, its identity), `seeds` (all randomne
 losses, optimizer, scheduler), `state` (state.pt and the resume file), `loop` (the segment),
 `distributed` (DDP start-up), `cli`. Heavy imports stay inside these modules; `cli` imports none.
 """
-
-from __future__ import annotations
-
-SCHEMES = ("simple", "advanced")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from medseg import paper
 from medseg.argtypes import (
     MAX_MODEL_IMAGE_SIZE,
     MIN_MODEL_IMAGE_SIZE,
@@ -14,8 +15,7 @@ from medseg.argtypes import (
     positive_float,
     positive_int,
 )
-from medseg.models import MODEL_NAMES
-from medseg.pretrain import SCHEMES
+from medseg.names import MODEL_NAMES, PRETRAIN_SCHEMES
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -23,20 +23,20 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--image-size",
         type=model_image_size,
-        default=224,
-        help=f"square input size in pixels, {MIN_MODEL_IMAGE_SIZE} to {MAX_MODEL_IMAGE_SIZE} (default: 224)",
+        default=paper.IMAGE_SIZE,
+        help=f"square input size in pixels, {MIN_MODEL_IMAGE_SIZE} to {MAX_MODEL_IMAGE_SIZE} (default: {paper.IMAGE_SIZE})",
     )
     parser.add_argument(
         "--width",
         type=positive_float,
-        default=1.0,
-        help="width multiplier of the encoder, 1 = the paper's (default: 1)",
+        default=paper.WIDTH,
+        help=f"width multiplier of the encoder, 1 = the paper's (default: {paper.WIDTH:g})",
     )
     parser.add_argument(
         "--window-size",
         type=positive_int,
-        default=7,
-        help="Swin attention window; ignored by the other models (default: 7)",
+        default=paper.WINDOW_SIZE,
+        help=f"Swin attention window; ignored by the other models (default: {paper.WINDOW_SIZE})",
     )
     parser.add_argument(
         "--seed",
@@ -75,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "continues from it. Recipe options left out take the paper's values for the scheme and model.",
     )
     _add_model_options(pretrain)
-    pretrain.add_argument("--scheme", choices=SCHEMES, required=True, help="pretraining recipe (paper §5.3)")
+    pretrain.add_argument("--scheme", choices=PRETRAIN_SCHEMES, required=True, help="pretraining recipe (paper §5.3)")
     pretrain.add_argument("--epoch", type=positive_int, required=True, help="the checkpoint this segment ends at")
     pretrain.add_argument(
         "--start",
@@ -166,9 +166,9 @@ def run_init(args: argparse.Namespace) -> None:
 
 def settings_from(args: argparse.Namespace):
     """Settings from parsed options, recipe gaps filled with the paper's values."""
-    from medseg.pretrain.settings import Settings, paper_recipe
+    from medseg.pretrain.settings import Settings
 
-    recipe = paper_recipe(args.scheme, args.model)
+    recipe = paper.pretraining_recipe(args.scheme, args.model)
     chosen = {key: getattr(args, key) for key in recipe if getattr(args, key) is not None}
     return Settings(
         model=args.model,

@@ -17,13 +17,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medseg import seeds
-from medseg.atomic import atomic_file
+from medseg import seeds, training_state
 from medseg.errors import Interrupted, MedsegError
 from medseg.finite import NonFinite, check_finite
 from medseg.models import build_classifier
@@ -36,7 +34,8 @@ log = logging.getLogger(__name__)
 
 # What a non-finite loss or weight tells the user; the run stops before writing anything.
 NON_FINITE_ADVICE = "stopped without writing a checkpoint: lower the learning rate or check the data"
-HISTORY_COLUMNS = ("train_epoch", "lr", "train_loss", "val_loss", "val_top1", "val_top5", "images_per_s", "seconds")
+EVALUATION = ("val_loss", "val_top1", "val_top5")
+HISTORY_COLUMNS = training_state.history_columns(EVALUATION)
 
 
 @dataclass
@@ -111,7 +110,7 @@ class Segment:
         self.ddp, self.running_stats = self.model, None
         if ctx.world > 1:
             # The processes' BatchNorm statistics are combined after every micro-batch instead of
-            # DDP's broadcast of rank 0's, so they equal the one-process run's (README, "Pretraining").
+            # DDP's broadcast of rank 0's, so they equal the one-process run's (docs/pretraining.md, "Equal however the work is cut").
             self.ddp = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[ctx.device] if self.cuda else None, broadcast_buffers=False
             )
@@ -190,9 +189,7 @@ class Segment:
             job = self.job
             state.save_encoder(self.model.encoder, job.out / ENCODER_FILE, self.s.scheme, job.epoch, self.s.seed)
             state.save(job.out / STATE_FILE, self._snapshot(position))
-            history = pd.DataFrame(position.history, columns=list(HISTORY_COLUMNS)).astype({"train_epoch": "int64"})
-            with atomic_file(job.history) as tmp:
-                history.to_parquet(tmp, index=False)
+            training_state.write_history(job.history, position.history, EVALUATION)
             self.resume_file.unlink(missing_ok=True)
             log.info("checkpoint %d written to %s", job.epoch, job.out)
         self.ctx.barrier()
@@ -334,16 +331,9 @@ class Segment:
             raise NonFinite(f"non-finite validation loss ({val_loss}) after epoch {epoch}; {NON_FINITE_ADVICE}")
         partial = position.partial
         partial["seconds"] += time.monotonic() - started
-        row = {
-            "train_epoch": epoch,
-            "lr": partial.get("lr", self.optimizer.param_groups[0]["lr"]),
-            "train_loss": partial["loss_sum"] / max(partial["micro_batches"], 1),
-            "val_loss": val_loss,
-            "val_top1": top1,
-            "val_top5": top5,
-            "images_per_s": partial["images"] / partial["train_seconds"] if partial["train_seconds"] else float("nan"),
-            "seconds": partial["seconds"],
-        }
+        lr = partial.get("lr", self.optimizer.param_groups[0]["lr"])
+        evaluation = {"val_loss": val_loss, "val_top1": top1, "val_top5": top5}
+        row = training_state.epoch_row(epoch, lr, partial, partial["micro_batches"], evaluation)
         position.history.append(row)
         position.epoch, position.update = epoch, 0
         position.partial = Position(epoch).partial

@@ -3,7 +3,7 @@
 The identity is stored in every state.pt and resume file. A state is only continued by a run
 with the same identity: same model build, recipe, schedule and data. How the effective batch is
 cut (micro-batch, device count, loader workers, threads) is not part of it, so a chain may move
-between machines; see README, "Pretraining", for what that changes.
+between machines; see docs/pretraining.md, "Equal however the work is cut", for what that changes.
 """
 
 from __future__ import annotations
@@ -114,30 +114,6 @@ class Settings:
         if self.model == "swin_unet":
             identity["window_size"] = str(self.window_size)
         return identity
-
-
-def describe_difference(saved: dict[str, str], expected: dict[str, str]) -> str:
-    """`seed 1 (this run: 0), batch ...`: the keys where a stored identity differs."""
-    keys = sorted(set(saved) | set(expected))
-    parts = [
-        f"{key} {saved.get(key, 'unset')} (this run: {expected.get(key, 'unset')})"
-        for key in keys
-        if saved.get(key) != expected.get(key)
-    ]
-    return ", ".join(parts)
-
-
-def paper_recipe(scheme: str, model: str) -> dict:
-    """The paper's batch, learning rate and warmup for a scheme and model (§5.3, Table A.1).
-
-    simple: batch 4096, base LR 0.004 at 4096; warmup 5 epochs for the U-Net, 20 for the others
-    (the text of §5.3; Table A.1 has the two warmups swapped). advanced: LR 0.001 x batch / 1024,
-    batch 4096 for the convolutional encoders and 1024 for Swin, warmup 20.
-    """
-    if scheme == "simple":
-        return {"batch": 4096, "base_lr": 0.004, "base_lr_batch": 4096, "warmup_epochs": 5 if model == "unet" else 20}
-    batch = 1024 if model == "swin_unet" else 4096
-    return {"batch": batch, "base_lr": 0.001, "base_lr_batch": 1024, "warmup_epochs": 20}
 
 
 @dataclass(frozen=True)

@@ -8,30 +8,22 @@ with `torch.load(weights_only=True)`, and only continued by a run of the same id
 from __future__ import annotations
 
 import logging
-import pickle
-import zipfile
 from pathlib import Path
 
-import torch
-
-from medseg.atomic import atomic_file
 from medseg.errors import MedsegError
 from medseg.models.encoder import Encoder
-from medseg.pretrain.settings import RESUME_FILE, STATE_FILE, describe_difference
+from medseg.names import SCRATCH, SCRATCH_EPOCH
+from medseg.pretrain.settings import RESUME_FILE, STATE_FILE
+from medseg.training_state import describe_difference, load_marked, save_marked
 
 log = logging.getLogger(__name__)
 
 FORMAT = "medseg-pretrain-state/1"
-SCRATCH = "scratch"
-"""The scheme recorded in the epoch-0 encoder of `medseg init`."""
-# What torch.load raises for a truncated, foreign or tampered file.
-_UNREADABLE = (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile)
 
 
 def save(path: Path, state: dict) -> None:
     """Write a state dict atomically (a killed write never leaves a partial file under `path`)."""
-    with atomic_file(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
+    save_marked(path, FORMAT, state)
 
 
 def read(path: Path) -> dict:
@@ -41,16 +33,7 @@ def read(path: Path) -> dict:
             f"{path}: pretraining state not found; the previous checkpoint of this chain must be "
             "trained first (Snakemake schedules it)"
         )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except _UNREADABLE as error:
-        raise MedsegError(
-            f"{path} is not a readable pretraining state ({type(error).__name__}: {error}); delete it "
-            "and re-run the job that writes it"
-        ) from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise MedsegError(f"{path} is not a medseg pretraining state (no '{FORMAT}' marker)")
-    return state
+    return load_marked(path, FORMAT, "pretraining state", fix="; delete it and re-run the job that writes it")
 
 
 def read_checked(path: Path, identity: dict[str, str]) -> dict:
@@ -66,7 +49,7 @@ def read_checked(path: Path, identity: dict[str, str]) -> dict:
 
 def save_scratch(encoder: Encoder, path: Path, seed: int) -> None:
     """Write the epoch-0 encoder of `seed` (what `medseg init` writes), marked as such in its metadata."""
-    save_encoder(encoder, path, SCRATCH, 0, seed)
+    save_encoder(encoder, path, SCRATCH, SCRATCH_EPOCH, seed)
 
 
 def save_encoder(encoder: Encoder, path: Path, scheme: str, epoch: int, seed: int) -> None:

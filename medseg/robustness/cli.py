@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING
 
 from medseg.argtypes import MAX_MODEL_IMAGE_SIZE, MIN_MODEL_IMAGE_SIZE, model_image_size, non_negative_int, positive_int
 from medseg.errors import MedsegError
-from medseg.robustness.selection import MODES, main_variant
+from medseg.names import MODES
+from medseg.paper import MARGINS
+from medseg.selection import main_variant
 
 if TYPE_CHECKING:
-    from medseg.robustness.encoders import EncoderFile
+    from medseg.models.encoder_file import EncoderFile
     from medseg.robustness.score import Dataset
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MARGINS = (0.0, 0.25, 0.5, 0.75, 1.0)  # equal to medseg.robustness.distances.DEFAULT_MARGINS
 
 
 def _margin(text: str) -> float:
@@ -39,9 +39,9 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
         "--margins",
         type=_margin,
         nargs="+",
-        default=list(DEFAULT_MARGINS),
+        default=list(MARGINS),
         metavar="EPS",
-        help="margins ε of Eq. 3 (default: 0 0.25 0.5 0.75 1)",
+        help=f"margins ε of Eq. 3 (default: {' '.join(f'{margin:g}' for margin in MARGINS)})",
     )
     group.add_argument(
         "--seed",
@@ -66,7 +66,7 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=32,
         help="samples per forward pass (default: 32); robustness values of different batch sizes "
-        "differ in float32 rounding only (README: measured differences)",
+        "differ in float32 rounding only (docs/robustness.md: measured differences)",
     )
     run.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
@@ -187,7 +187,7 @@ def _check_out(path: Path, suffixes: tuple[str, ...]) -> None:
 
 def run_robustness(args: argparse.Namespace) -> None:
     from medseg.atomic import check_file_target
-    from medseg.robustness.encoders import inspect
+    from medseg.models.encoder_file import inspect
     from medseg.robustness.score import open_dataset
 
     _check_out(args.out, (".parquet",))
@@ -221,7 +221,7 @@ def run_robustness(args: argparse.Namespace) -> None:
 
 def _check_loadable(info: EncoderFile, datasets: list[Dataset], image_size: int | None) -> None:
     """MedsegError unless the encoder file loads at the input size of every dataset (no weights are read)."""
-    from medseg.robustness.encoders import check_loadable
+    from medseg.models.encoder_file import check_loadable
     from medseg.robustness.score import scoring_size
 
     for size in dict.fromkeys(scoring_size(info, dataset, image_size) for dataset in datasets):
@@ -277,7 +277,7 @@ def run_rank(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from medseg.atomic import atomic_file, check_file_target
-    from medseg.robustness.encoders import inspect
+    from medseg.models.encoder_file import inspect
     from medseg.robustness.score import open_dataset, score_file
 
     if args.out is not None:

@@ -18,6 +18,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from medseg import names
+
 # Norm products below this count as zero (a zero or constant vector).
 _TINY = 1e-30
 
@@ -43,8 +45,7 @@ DISTANCES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "l2": l2,
     "correlation": correlation,
 }
-
-DEFAULT_MARGINS = (0.0, 0.25, 0.5, 0.75, 1.0)
+assert tuple(DISTANCES) == names.DISTANCES
 
 
 def hinge(positive: np.ndarray, negative: np.ndarray, margin: float) -> np.ndarray:

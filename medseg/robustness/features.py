@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from medseg.models.encoder import LEVEL_NAMES, Encoder
+from medseg.models.encoder import Encoder
+from medseg.names import LEVELS, POOLINGS
 
-POOLINGS = ("pooled", "unpooled")
 # Every representation one forward pass gives: (level, pooling).
-REPRESENTATIONS = tuple((level, pooling) for level in LEVEL_NAMES for pooling in POOLINGS)
+REPRESENTATIONS = tuple((level, pooling) for level in LEVELS for pooling in POOLINGS)
 
 
 def feature_name(view: str, level: str, pooling: str) -> str:
@@ -26,7 +26,7 @@ def representations(encoder: Encoder, x: torch.Tensor) -> dict[tuple[str, str], 
     """
     levels = encoder(x)
     out = {}
-    for level in LEVEL_NAMES:
+    for level in LEVELS:
         feature = levels[encoder.level_index(level)].float()
         out[(level, "pooled")] = feature.mean(dim=(2, 3))
         out[(level, "unpooled")] = feature.flatten(start_dim=1)

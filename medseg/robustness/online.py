@@ -1,6 +1,6 @@
 """The online method's bookkeeping: read a checkpoint's main-variant robustness, write the choice.
 
-The walk itself is `medseg.robustness.selection.online_walk`; the workflow's input function
+The walk itself is `medseg.selection.online_walk`; the workflow's input function
 asks it which checkpoint comes next, one robustness file at a time (see workflow/rules/robustness.smk).
 """
 
@@ -14,10 +14,10 @@ from pathlib import Path
 
 from medseg.atomic import atomic_file
 from medseg.errors import MedsegError
-from medseg.robustness.selection import SCRATCH_EPOCH, main_variant, online_walk
+from medseg.names import SCRATCH, SCRATCH_EPOCH
+from medseg.selection import main_variant, online_walk
 
 CELL_KEYS = ("dataset", "model", "scheme")  # what a walk's files share (besides the scratch encoder's scheme)
-SCRATCH_SCHEME = "scratch"
 
 
 def path_key(path: str | Path, key: str) -> str:
@@ -85,7 +85,7 @@ def shared_keys(files: Sequence[str | Path]) -> dict[str, str]:
             raise MedsegError(f"{epochs[epoch]} and {path} are both epoch {epoch}; give one file per checkpoint")
         epochs[epoch] = path
         for key, value in cell_keys(path).items():
-            if key == "scheme" and value == SCRATCH_SCHEME and epoch == SCRATCH_EPOCH:
+            if key == "scheme" and value == SCRATCH and epoch == SCRATCH_EPOCH:
                 continue
             first = keys.setdefault(key, (value, path))
             if first[0] != value:

@@ -37,10 +37,12 @@ from medseg.devices import pick_device
 from medseg.errors import MedsegError
 from medseg.inputs import input_size, normalise, read_windows, scoring_windows, to_pixels, value_scale
 from medseg.jitter import JitterFactors, apply_jitter, draw_factors
-from medseg.models.encoder import LEVEL_NAMES, Encoder
-from medseg.robustness.distances import DEFAULT_MARGINS, DISTANCES, robustness
-from medseg.robustness.encoders import EncoderFile, inspect, load
-from medseg.robustness.features import POOLINGS, REPRESENTATIONS, feature_name, representations
+from medseg.models.encoder import Encoder
+from medseg.models.encoder_file import EncoderFile, inspect, load, resolve_image_size
+from medseg.names import LEVELS, POOLINGS
+from medseg.paper import MARGINS
+from medseg.robustness.distances import DISTANCES, robustness
+from medseg.robustness.features import REPRESENTATIONS, feature_name, representations
 
 log = logging.getLogger(__name__)
 
@@ -139,12 +141,12 @@ class Scores:
     def n_images(self) -> int:
         return len(self.negative)
 
-    def table(self, margins: Iterable[float] = DEFAULT_MARGINS) -> pd.DataFrame:
+    def table(self, margins: Iterable[float] = MARGINS) -> pd.DataFrame:
         """One row per variant, in the order distance, margin, level, pooled (pooled first)."""
         rows = []
         for distance in DISTANCES:
             for margin in margins:
-                for level in LEVEL_NAMES:
+                for level in LEVELS:
                     for pooling in POOLINGS:
                         key = (level, pooling, distance)
                         value, hinge_mean = robustness(self.positive[key], self.negative_distance[key], float(margin))
@@ -274,13 +276,6 @@ def open_dataset(data: Path, split: str = DEFAULT_SPLIT) -> Dataset:
             "least 2 (every sample's negative key comes from another sample)"
         )
     return Dataset(data, meta, opened, split, windows, value_scale(meta, split))
-
-
-def resolve_image_size(info: EncoderFile, image_size: int | None) -> int:
-    """The model's image size: the option, else the size the file was built for, else the paper's 224."""
-    if image_size is not None:
-        return image_size
-    return info.image_size if info.image_size is not None else 224
 
 
 def scoring_size(info: EncoderFile, dataset: Dataset, image_size: int | None = None) -> int:

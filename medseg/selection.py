@@ -12,7 +12,7 @@ The main variant (§6) is cosine distance, margin 0.5, the second-to-last encode
 for decoder-only training and unpooled for full training: the online choice depends on the
 downstream mode.
 
-Pure Python, no third-party imports: the Snakefile's input functions call `online_walk`.
+Pure Python, no third-party imports (`medseg.names`, `medseg.paper` only): the Snakefile's input functions call `online_walk`.
 Scores are given as a mapping epoch -> robustness (higher is better, Eq. 3) or as a sequence
 aligned with `epochs`; a missing or NaN score is an unknown one.
 """
@@ -23,11 +23,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-MODES = ("full", "decoder")
-LEVELS = ("last", "second_to_last")
-DISTANCES = ("cosine", "l2", "correlation")
-# The scratch encoder's checkpoint: the random initialisation, shared by every scheme.
-SCRATCH_EPOCH = 0
+from medseg import paper
+from medseg.names import MODES, SCRATCH_EPOCH
 
 
 @dataclass(frozen=True)
@@ -44,7 +41,9 @@ def main_variant(mode: str) -> Variant:
     """The paper's main variant for a downstream mode (`full` or `decoder`), §6."""
     if mode not in MODES:
         raise ValueError(f"unknown downstream mode {mode!r}; expected one of {', '.join(MODES)}")
-    return Variant(distance="cosine", margin=0.5, level="second_to_last", pooled=mode == "decoder")
+    return Variant(
+        distance=paper.MAIN_DISTANCE, margin=paper.MAIN_MARGIN, level=paper.MAIN_LEVEL, pooled=mode == "decoder"
+    )
 
 
 MAIN_VARIANTS = {mode: main_variant(mode) for mode in MODES}

@@ -1,4 +1,4 @@
-"""Open any encoder file robustness can score: the project's own, or a timm ResNet50 state dict.
+"""Encoder files: recognise, check and load the project's own or a timm ResNet50 state dict.
 
 Two kinds of safetensors file are recognised; nothing is ever unpickled:
 
@@ -26,6 +26,7 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import safe_open
 
+from medseg import paper
 from medseg.argtypes import MAX_MODEL_IMAGE_SIZE, MIN_MODEL_IMAGE_SIZE
 from medseg.errors import MedsegError
 from medseg.models.encoder import Encoder
@@ -39,7 +40,6 @@ MEDSEG = "medseg"
 _TIMM_PREFIX = "body."
 _TIMM_HEAD = "fc."
 _TIMM_FIRST_STAGE = "layer1.0.conv1.weight"
-DEFAULT_WINDOW = 7
 KINDS_HELP = "a medseg encoder.safetensors, or a timm resnet50 state dict saved as safetensors"
 # safetensors dtype names of floating-point tensors start with these (F16, F32, F64, BF16, F8_*).
 _FLOAT_DTYPES = ("F", "BF")
@@ -102,7 +102,7 @@ def _medseg_file(path: Path, metadata: dict[str, str], shapes: dict[str, tuple[i
         )
     try:
         width = float(metadata["width"])
-        window = int(metadata.get("window_size", DEFAULT_WINDOW))
+        window = int(metadata.get("window_size", paper.WINDOW_SIZE))
         image_size = int(metadata["image_size"]) if "image_size" in metadata else None
     except (KeyError, ValueError) as error:
         raise MedsegError(f"{path} has malformed encoder metadata ({_one_line(error)}): {metadata}") from None
@@ -133,7 +133,7 @@ def _timm_file(path: Path, shapes: dict[str, tuple[int, ...]]) -> EncoderFile:
     body = {key: shape for key, shape in shapes.items() if not key.startswith(_TIMM_HEAD)}
     if body != expected:
         raise MedsegError(f"{unknown} ({_difference(expected, body)})")
-    return EncoderFile(path, TIMM_RESNET50, "resnet50_attention_unet", width, DEFAULT_WINDOW, None, shapes)
+    return EncoderFile(path, TIMM_RESNET50, "resnet50_attention_unet", width, paper.WINDOW_SIZE, None, shapes)
 
 
 def check_loadable(info: EncoderFile, image_size: int) -> None:
@@ -201,6 +201,13 @@ def _check_shapes(info: EncoderFile, image_size: int, wanted: dict[str, tuple[in
         raise MedsegError(
             f"{info.path} does not hold the tensors of its {info.describe()}: {_difference(wanted, info.shapes)}"
         )
+
+
+def resolve_image_size(info: EncoderFile, image_size: int | None) -> int:
+    """The model's image size: the option, else the size the file was built for, else the paper's."""
+    if image_size is not None:
+        return image_size
+    return info.image_size if info.image_size is not None else paper.IMAGE_SIZE
 
 
 def open_encoder(path: Path, image_size: int) -> tuple[EncoderFile, Encoder]:
