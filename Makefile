@@ -6,7 +6,7 @@ CORES ?= 2
 # Rules call `medseg`, so the venv's bin must be on PATH for Snakemake's jobs.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test install clean
+.PHONY: demo test lint install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,14 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/snakemake --configfile config/demo.yaml --cores $(CORES)
 
-test: install
+# The layering (import-linter contracts in pyproject.toml), ruff's lint and format, snakefmt.
+lint: install
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+
+test: lint
 	$(BIN)/python -m pytest
 
 clean:
