@@ -4,6 +4,11 @@
 # (one workstation; a Slurm profile is planned).
 # Keep this file light: it is parsed for every dry run and every cluster job (no torch).
 
+from snakemake.utils import min_version
+
+# The version pyproject.toml pins and the tests run.
+min_version("9.27.1")
+
 if not config:
 
     configfile: "config/demo.yaml"

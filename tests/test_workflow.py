@@ -16,6 +16,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from medseg import names, paper
 from medseg.data.store import open_split
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,16 +94,19 @@ def write_config(path: Path, config: dict) -> Path:
 def test_demo_dry_run(tmp_path):
     result = snakemake(tmp_path, REPO / "config" / "demo.yaml", "-n")
     assert result.returncode == 0, result.stdout
-    for rule in (
-        "synthesize",
-        "prepare_acdc",
-        "prepare_covidqu",
-        "prepare_idrid",
-        "prepare_imagenet",
-        "init_encoder",
-        "pretrain",
-    ):
-        assert rule in result.stdout
+    # 3 models; 2 schemes x 3 checkpoints; 7 encoder files per model (scratch and 6 checkpoints)
+    assert job_counts(result.stdout) == {
+        "synthesize": 4,
+        "prepare_acdc_covidqu": 2,
+        "prepare_idrid": 1,
+        "prepare_imagenet": 1,
+        "init_encoder": 3,
+        "pretrain": 3 * 2 * 3,
+        "robustness": 3 * 7,
+        "train_downstream": 3 * 7,
+        "all": 1,
+        "total": 72,
+    }, result.stdout
 
 
 def test_external_encoders_are_scored_on_every_dataset(tmp_path):
@@ -127,6 +131,44 @@ def test_real_config_dry_run_validates(tmp_path):
     result = snakemake(tmp_path, REPO / "config" / "config.yaml", "-n")
     assert "Error validating config" not in result.stdout
     assert "/path/to/ACDC" in result.stdout
+
+
+def test_left_out_keys_take_the_papers_values(tmp_path):
+    """Keys the config leaves out reach the commands as medseg/paper.py's values."""
+    recipe = {"micro_batch": 4, "workers": 0}
+    config = {
+        **TINY_CONFIG,
+        "models": {"names": ["unet", "swin_unet"]},
+        "pretraining": {
+            "simple": {"unet": recipe, "swin_unet": recipe},
+            "advanced": {"unet": recipe, "swin_unet": recipe},
+        },
+        "downstream": {},
+    }
+    dry = snakemake(tmp_path, write_config(tmp_path / "paper.yaml", config), "-n", "-p")
+    assert dry.returncode == 0, dry.stdout
+    model = f"--image-size {paper.IMAGE_SIZE} --width {paper.WIDTH} --seed 0 --window-size {paper.WINDOW_SIZE} "
+    assert f"medseg init --model swin_unet {model}" in dry.stdout
+    for scheme in names.PRETRAIN_SCHEMES:
+        values = paper.pretraining_recipe(scheme, "swin_unet")
+        assert (
+            f"--scheme {scheme} --epoch {paper.CHECKPOINTS[-1]} {model}--planned-epochs {paper.CHECKPOINTS[-1]}"
+            f" --batch {values['batch']} --micro-batch 4 --base-lr {values['base_lr']}"
+            f" --base-lr-batch {values['base_lr_batch']} --warmup-epochs {values['warmup_epochs']} "
+        ) in dry.stdout
+    assert f" --margins {' '.join(map(str, paper.MARGINS))} " in dry.stdout
+    seeds = " ".join(map(str, paper.SEEDS))
+    assert f" --seed {seeds} " in dry.stdout
+    assert f" --epochs {paper.EPOCHS} --batch {paper.BATCH} --lr {paper.LR} " in dry.stdout
+
+
+def test_schema_lists_the_packages_model_names():
+    """The schema cannot import medseg.names, so its lists of models are compared here."""
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    models = schema["properties"]["models"]["properties"]["names"]["items"]["enum"]
+    recipes = schema["$defs"]["recipes"]["propertyNames"]["enum"]
+    external = schema["properties"]["robustness"]["properties"]["external"]["additionalProperties"]
+    assert models == recipes == external["properties"]["model"]["enum"] == list(names.MODEL_NAMES)
 
 
 def test_data_rules_run_and_rerun_only_what_changed(tmp_path):
@@ -167,10 +209,10 @@ def test_data_rules_run_and_rerun_only_what_changed(tmp_path):
         TINY_CONFIG, datasets={**TINY_CONFIG["datasets"], "acdc": {**TINY_CONFIG["datasets"]["acdc"], "size": 16}}
     )
     dry = snakemake(tmp_path, write_config(tmp_path / "changed.yaml", changed), "-n")
-    assert "prepare_acdc" in dry.stdout
-    for untouched in ("synthesize", "prepare_covidqu", "prepare_idrid", "prepare_imagenet"):
-        assert untouched not in dry.stdout
-    assert "rule init_encoder:" not in dry.stdout and "rule pretrain:" not in dry.stdout
+    jobs = job_counts(dry.stdout)
+    assert jobs.get("prepare_acdc_covidqu") == 1 and "wildcards: dataset=acdc\n" in dry.stdout, dry.stdout
+    for untouched in ("synthesize", "prepare_idrid", "prepare_imagenet", "init_encoder", "pretrain"):
+        assert untouched not in jobs, dry.stdout
     # the re-run replaces the earlier output in place (Snakemake removes its files first)
     rerun = snakemake(tmp_path, tmp_path / "changed.yaml", "results/data/acdc/dataset.json")
     assert rerun.returncode == 0, rerun.stdout
@@ -219,7 +261,8 @@ def check_raw_releases_rerun_nothing(workdir: Path, config: Path) -> None:
     (raw / "covidqu").symlink_to(disk / "covidqu")  # the old path, re-linked
     dry = snakemake(workdir, config, "-n")
     assert "Nothing to be done" in dry.stdout, dry.stdout
-    forced = snakemake(workdir, moved, "-n", "-p", "results/data/covidqu/dataset.json", "--forcerun", "prepare_covidqu")
+    prepared = "results/data/covidqu/dataset.json"
+    forced = snakemake(workdir, moved, "-n", "-p", prepared, "--forcerun", prepared)
     assert f"medseg prepare covidqu --raw {disk / 'covidqu'} " in forced.stdout, forced.stdout
 
 
@@ -266,6 +309,10 @@ def test_jobs_per_run_for_clusters_or_per_encoder_file(tmp_path):
         "--data results/data/acdc results/data/covidqu results/data/idrid --mode full decoder --seed 0 1 --scores "
         "'results/downstream/dataset={dataset}/model=unet/scheme=simple/epoch=2/mode={mode}/seed={seed}/scores.parquet'"
     ) in grouped
+    # the online walk asks the robustness checkpoint for one file: with jobs per dataset, that dataset's job
+    online = snakemake(tmp_path, tmp_path / "False.yaml", "-n", "online")
+    assert online.returncode == 0, online.stdout
+    assert job_counts(online.stdout)["robustness"] == 3 * 2, online.stdout  # every dataset's first checkpoints
 
 
 @pytest.mark.parametrize(

@@ -1,36 +1,163 @@
-# Config validation, wildcard constraints and input functions shared by all rules.
-# Plain Python only: this is parsed for every dry run and cluster job.
+# The config (validated, completed with the paper's values, checked), the path patterns, global
+# wildcard constraints and the input and params functions of the rules, in the order of the stages.
+# Plain Python and torch-free: this is parsed for every dry run and cluster job.
 
+import copy
 import functools
 import os
 
 from snakemake.utils import validate
 
+from medseg import names, paper
+
+
+def fill_paper_values(config):
+    """Fill in the keys the config leaves out: the paper's values (medseg/paper.py), every model (medseg/names.py)."""
+    for section, values in paper.CONFIG_DEFAULTS.items():
+        for key, value in values.items():
+            config[section].setdefault(key, copy.deepcopy(value))
+    config["models"].setdefault("names", list(names.MODEL_NAMES))
+    config["pretraining"].setdefault("checkpoints", list(paper.CHECKPOINTS))
+    for scheme in names.PRETRAIN_SCHEMES:
+        for model, recipe in config["pretraining"][scheme].items():
+            for key, value in paper.pretraining_recipe(scheme, model).items():
+                recipe.setdefault(key, value)
+
+
+def check_config(config):
+    """The checks across keys that the schema cannot express."""
+    models = config["models"]["names"]
+    for scheme in names.PRETRAIN_SCHEMES:
+        for model in models:
+            if model not in config["pretraining"][scheme]:
+                raise ValueError(
+                    f"config: pretraining.{scheme} has no settings for model {model!r} "
+                    f"(listed in models.names); add pretraining.{scheme}.{model}"
+                )
+    for name, external in config["robustness"]["external"].items():
+        if external["model"] not in models:
+            raise ValueError(
+                f"config: robustness.external.{name} is for model {external['model']!r}, which is not in "
+                "models.names; add the model there or remove the entry"
+            )
+
+
 validate(config, schema="../schemas/config.schema.yaml")
+fill_paper_values(config)
+check_config(config)
 
 DATASETS = config["datasets"]
-SEGMENTATION_FILES = ("images.npy", "masks.npy", "index.parquet")
+SYNTHETIC = config.get("synthetic")
+MODELS = config["models"]
+PRETRAINING = config["pretraining"]
+CHECKPOINTS = sorted(PRETRAINING["checkpoints"])
+ROBUSTNESS = config["robustness"]
+EXTERNAL = ROBUSTNESS["external"]
+DOWNSTREAM = config["downstream"]
+SEEDS = DOWNSTREAM["seeds"]
+# one_job_per_encoder: a robustness or downstream job's wildcards are the encoder file's (model,
+# scheme, epoch) and it covers every dataset (downstream: every dataset, mode and seed).
+ONE_JOB_PER_ENCODER = config["one_job_per_encoder"]
+
+# --- paths ---------------------------------------------------------------------------------------
+
+DATASET_JSON = "results/data/{dataset}/dataset.json"
+SPLIT_FILES = [
+    f"results/data/{{dataset}}/{split}/{name}"
+    for split in ("train", "test")
+    for name in ("images.npy", "masks.npy", "index.parquet")
+]
 SYNTHETIC_DATASETS = ("acdc", "covidqu", "idrid", "imagenet")
+SYNTHETIC_MARKER = "results/synthetic/{dataset}.done"
+
+ENCODER_KEYS = ("model", "scheme", "epoch")
+ENCODER_PATH = "model={model}/scheme={scheme}/epoch={epoch}"
+PRETRAIN_DIR = f"results/pretrain/{ENCODER_PATH}"
+ENCODER_FILE = f"{PRETRAIN_DIR}/encoder.safetensors"
+PRETRAIN_LOG = f"logs/pretrain/{ENCODER_PATH}.log"
+
+ROBUSTNESS_PATH = f"dataset={{dataset}}/{ENCODER_PATH}"
+ROBUSTNESS_FILE = f"results/robustness/{ROBUSTNESS_PATH}/robustness.parquet"
+ONLINE_PATH = "dataset={dataset}/model={model}/scheme={scheme}/mode={mode}"
+ONLINE_CHOICE = f"results/online/{ONLINE_PATH}/choice.json"
+
+RUN_KEYS = ("dataset", "mode", "seed")
+RUN_PATH = f"dataset={{dataset}}/{ENCODER_PATH}/mode={{mode}}/seed={{seed}}"
+DOWNSTREAM_SCORES = f"results/downstream/{RUN_PATH}/scores.parquet"
+DOWNSTREAM_HISTORY = f"results/downstream_history/{RUN_PATH}/history.parquet"
 
 
-def datasets_of_type(kind):
-    """Regex matching the configured dataset names of one type (never matches when none)."""
-    names = [name for name, spec in DATASETS.items() if spec["type"] == kind]
-    return "|".join(names) if names else "(?!)"
+def scratch(pattern):
+    """`pattern` of the scratch encoder: the seeded initialisation, the start of both schemes."""
+    return expand(pattern, scheme=names.SCRATCH, epoch=names.SCRATCH_EPOCH, allow_missing=True)[0]
 
 
-def prepared_files(splits):
-    """Output patterns of a prepare rule: the per-split files and dataset.json."""
-    files = [f"results/data/{{dataset}}/{split}/{name}" for split in splits for name in SEGMENTATION_FILES]
-    return files + ["results/data/{dataset}/dataset.json"]
+SCRATCH_ENCODER = scratch(ENCODER_FILE)
 
+# --- wildcards -----------------------------------------------------------------------------------
+
+# Every scheme an encoder file can have; pretraining and the online method narrow it to the
+# pretraining schemes and the checkpoints, preparation and synthesis `dataset` to their datasets.
+SCORED_SCHEMES = [*names.PRETRAIN_SCHEMES, names.SCRATCH, *(names.EXTERNAL_PREFIX + name for name in EXTERNAL)]
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    model="|".join(MODELS["names"]),
+    scheme="|".join(SCORED_SCHEMES),
+    epoch=r"\d+",
+    mode="|".join(names.MODES),
+    seed=r"\d+",
+
+
+# --- params helpers ------------------------------------------------------------------------------
+
+
+def output_folder(name):
+    """Params function: the folder of the job's output `name`."""
+
+    def folder(wildcards, output):
+        return os.path.dirname(output[name])
+
+    return folder
+
+
+def input_folders(name):
+    """Params function: the folders of the job's input file or files `name`."""
+
+    def folders(wildcards, input):
+        files = input[name]
+        return [os.path.dirname(path) for path in ([files] if isinstance(files, str) else files)]
+
+    return folders
+
+
+def untracked(value):
+    """Params function returning `value`, which Snakemake does not track: a change re-runs nothing.
+
+    It takes `output`, so Snakemake counts the param as derived from the job's files, and its
+    params trigger skips derived params. For settings the results do not depend on.
+    """
+
+    def setting(wildcards, output):
+        return value
+
+    return setting
+
+
+# --- data (workflow/rules/data.smk) --------------------------------------------------------------
 
 # Raw releases are read-only inputs that users move between disks, so they are neither inputs nor
 # tracked params of the prepare rules: touching, moving or re-linking one re-runs nothing (a changed
-# release is re-prepared on purpose: snakemake --forcerun prepare_acdc). The synthetic demo data is
-# ordered before preparation by a marker file that `synthesize` writes outside the raw folder.
-SYNTHETIC = config.get("synthetic")
-SYNTHETIC_MARKER = "results/synthetic/{dataset}.done"
+# release is re-prepared on purpose: snakemake --forcerun results/data/<name>/dataset.json). The
+# synthetic demo data is ordered before preparation by a marker file that `synthesize` writes
+# outside the raw folder.
+
+
+def datasets_of_type(*kinds):
+    """Regex matching the configured dataset names of these types (never matches when none)."""
+    selected = [name for name, spec in DATASETS.items() if spec["type"] in kinds]
+    return "|".join(selected) if selected else "(?!)"
 
 
 def raw_path(name):
@@ -41,8 +168,8 @@ def raw_path(name):
 def raw_release(wildcards, output):
     """The raw folder of the job's dataset (no wildcard: ImageNet), for the command line only.
 
-    Taking `output` makes Snakemake count this param as derived from the job's files, and its
-    params trigger skips derived params: a new path string for the same release re-runs nothing.
+    Taking `output` makes it untracked (see `untracked`): a new path string for the same release
+    re-runs nothing.
     """
     return raw_path(getattr(wildcards, "dataset", "imagenet"))
 
@@ -60,14 +187,14 @@ def raw_ready(wildcards):
     if SYNTHETIC is not None and name in SYNTHETIC_DATASETS and kind == name:
         return SYNTHETIC_MARKER.format(dataset=name)
     raw = raw_path(name)
-    if not os.path.isdir(raw) and not os.path.exists(f"results/data/{name}/dataset.json"):
+    if not os.path.isdir(raw) and not os.path.exists(DATASET_JSON.format(dataset=name)):
         key = "imagenet.raw" if name == "imagenet" else f"datasets.{name}.raw"
         raise ValueError(f"config: {key}: {raw} is not a folder; give the path of the raw release")
     return []
 
 
 def dataset_setting(key):
-    """Params function reading one setting of the dataset named by the wildcard."""
+    """Params function: one setting of the job's dataset."""
 
     def setting(wildcards):
         return DATASETS[wildcards.dataset][key]
@@ -88,71 +215,53 @@ def imagenet_budget_options():
 
 def prepared_datasets():
     """The dataset.json of every configured dataset and of ImageNet."""
-    names = list(DATASETS) + ["imagenet"]
-    return expand("results/data/{dataset}/dataset.json", dataset=names)
+    return expand(DATASET_JSON, dataset=[*DATASETS, "imagenet"])
 
 
 # --- pretraining (workflow/rules/pretrain.smk) ---------------------------------------------------
 
-MODELS = config["models"]
-PRETRAINING = config["pretraining"]
-PRETRAIN_SCHEMES = ("simple", "advanced")
-CHECKPOINTS = sorted(PRETRAINING["checkpoints"])
-PRETRAIN_DIR = "results/pretrain/model={model}/scheme={scheme}/epoch={epoch}"
-SCRATCH_ENCODER = "results/pretrain/model={model}/scheme=scratch/epoch=0/encoder.safetensors"
 
-for _scheme in PRETRAIN_SCHEMES:
-    for _model in MODELS["names"]:
-        if _model not in PRETRAINING[_scheme]:
-            raise ValueError(
-                f"config: pretraining.{_scheme} has no settings for model {_model!r} "
-                f"(listed in models.names); add pretraining.{_scheme}.{_model}"
-            )
+def window_option(wildcards):
+    """`--window-size` for Swin, the only model with attention windows; nothing for the others."""
+    return f" --window-size {MODELS['window_size']}" if wildcards.model == "swin_unet" else ""
 
 
-def model_options(wildcards):
-    """`medseg init`/`pretrain` options that build the model (the window only matters for Swin)."""
-    options = f"--image-size {MODELS['image_size']} --width {MODELS['width']} --seed {MODELS['seed']}"
-    if wildcards.model == "swin_unet":
-        options += f" --window-size {MODELS['window_size']}"
-    return options
+def recipe_setting(key):
+    """Params function: one setting of the job's pretraining recipe (its scheme and model)."""
 
+    def setting(wildcards):
+        return PRETRAINING[wildcards.scheme][wildcards.model][key]
 
-def pretrain_recipe(wildcards):
-    """The configured recipe entry of the job's scheme and model."""
-    return PRETRAINING[wildcards.scheme][wildcards.model]
-
-
-def pretrain_options(wildcards):
-    """Every option the segment's results depend on (a change re-runs the chain)."""
-    recipe = pretrain_recipe(wildcards)
-    return (
-        f"{model_options(wildcards)} --planned-epochs {CHECKPOINTS[-1]} --batch {recipe['batch']}"
-        f" --micro-batch {recipe['micro_batch']} --base-lr {recipe['base_lr']}"
-        f" --base-lr-batch {recipe['base_lr_batch']} --warmup-epochs {recipe['warmup_epochs']}"
-    )
+    return setting
 
 
 def pretrain_threads(wildcards):
     """One core for the training process plus one per data loader worker."""
-    return pretrain_recipe(wildcards).get("workers", 8) + 1
+    return PRETRAINING[wildcards.scheme][wildcards.model]["workers"] + 1
+
+
+def loader_workers(wildcards, threads):
+    """Data loader workers: the job's threads but one (Snakemake may scale threads down to --cores)."""
+    return threads - 1
 
 
 def pretrain_runtime(wildcards):
     """Minutes requested for a segment (a job stopped at its limit resumes when re-run)."""
     epochs = int(wildcards.epoch) - previous_epoch(wildcards)
-    return max(10, round(1.5 * epochs * pretrain_recipe(wildcards).get("minutes_per_epoch", 60)))
+    minutes_per_epoch = PRETRAINING[wildcards.scheme][wildcards.model]["minutes_per_epoch"]
+    return max(10, round(1.5 * epochs * minutes_per_epoch))
 
 
 def previous_epoch(wildcards):
+    """The checkpoint a segment starts from (0: the scratch encoder)."""
     index = CHECKPOINTS.index(int(wildcards.epoch))
-    return CHECKPOINTS[index - 1] if index else 0
+    return CHECKPOINTS[index - 1] if index else names.SCRATCH_EPOCH
 
 
 def previous_checkpoint(wildcards):
     """A segment starts from the previous checkpoint's state.pt, the first from the scratch encoder."""
     previous = previous_epoch(wildcards)
-    if previous == 0:
+    if previous == names.SCRATCH_EPOCH:
         return SCRATCH_ENCODER.format(model=wildcards.model)
     return f"{PRETRAIN_DIR}/state.pt".format(model=wildcards.model, scheme=wildcards.scheme, epoch=previous)
 
@@ -160,40 +269,31 @@ def previous_checkpoint(wildcards):
 def pretrained_checkpoints():
     """The scratch encoder and every checkpoint of both schemes, for every configured model."""
     return expand(SCRATCH_ENCODER, model=MODELS["names"]) + expand(
-        f"{PRETRAIN_DIR}/encoder.safetensors", model=MODELS["names"], scheme=PRETRAIN_SCHEMES, epoch=CHECKPOINTS
+        ENCODER_FILE, model=MODELS["names"], scheme=names.PRETRAIN_SCHEMES, epoch=CHECKPOINTS
     )
 
 
-# --- robustness (workflow/rules/robustness.smk) --------------------------------------------------
-
-ROBUSTNESS = config["robustness"]
-EXTERNAL = ROBUSTNESS["external"]
-ROBUSTNESS_FILE = "results/robustness/dataset={dataset}/model={model}/scheme={scheme}/epoch={epoch}/robustness.parquet"
-ONLINE_CHOICE = "results/online/dataset={dataset}/model={model}/scheme={scheme}/mode={mode}/choice.json"
-MODES = ("full", "decoder")
+# --- jobs per encoder file (robustness and downstream training) ------------------------------------
 
 
-# --- jobs per encoder file (robustness and downstream training) ------------------------------
-
-# one_job_per_encoder: a robustness or downstream job's wildcards are the encoder file's (model,
-# scheme, epoch) and it covers every dataset (downstream: every dataset, mode and seed).
-ONE_JOB_PER_ENCODER = config["one_job_per_encoder"]
-ENCODER_KEYS = ("model", "scheme", "epoch")
-
-
-def job_datasets(wildcards):
-    """The datasets a robustness or downstream job covers."""
-    return list(DATASETS) if ONE_JOB_PER_ENCODER else [wildcards.dataset]
+def encoder_to_score(wildcards):
+    """The encoder file behind a robustness or downstream job's (model, scheme, epoch)."""
+    scheme, epoch = wildcards.scheme, int(wildcards.epoch)
+    if scheme == names.SCRATCH and epoch == names.SCRATCH_EPOCH:
+        return SCRATCH_ENCODER.format(model=wildcards.model)
+    if scheme.startswith(names.EXTERNAL_PREFIX) and epoch == names.SCRATCH_EPOCH:
+        name = scheme.removeprefix(names.EXTERNAL_PREFIX)
+        if EXTERNAL[name]["model"] != wildcards.model:
+            raise ValueError(f"robustness.external.{name} is for model {EXTERNAL[name]['model']}")
+        return EXTERNAL[name]["file"]
+    if scheme in names.PRETRAIN_SCHEMES and epoch in CHECKPOINTS:
+        return ENCODER_FILE.format(model=wildcards.model, scheme=scheme, epoch=epoch)
+    raise ValueError(f"no encoder for scheme {scheme!r} at epoch {epoch} (checkpoints: {CHECKPOINTS})")
 
 
 def job_data(wildcards):
-    """The dataset.json of the job's dataset(s)."""
-    return expand("results/data/{dataset}/dataset.json", dataset=job_datasets(wildcards))
-
-
-def job_data_folders(wildcards):
-    """`--data` of the job's command."""
-    return " ".join(f"results/data/{name}" for name in job_datasets(wildcards))
+    """The dataset.json of the job's dataset, or with one_job_per_encoder of every dataset."""
+    return expand(DATASET_JSON, dataset=list(DATASETS) if ONE_JOB_PER_ENCODER else [wildcards.dataset])
 
 
 def encoder_job_files(pattern, **values):
@@ -203,80 +303,60 @@ def encoder_job_files(pattern, **values):
     return pattern
 
 
-def encoder_job_log(stage):
-    """The log of a robustness or downstream job: per job wildcards."""
-    if ONE_JOB_PER_ENCODER:
-        return f"logs/{stage}/model={{model}}/scheme={{scheme}}/epoch={{epoch}}.log"
-    if stage == "downstream":
-        return f"logs/{stage}/{RUN_KEYS}.log"
-    return f"logs/{stage}/dataset={{dataset}}/model={{model}}/scheme={{scheme}}/epoch={{epoch}}.log"
+def encoder_job_log(stage, run_path):
+    """The log of a robustness or downstream job: one per encoder file, or per `run_path`."""
+    return f"logs/{stage}/{ENCODER_PATH if ONE_JOB_PER_ENCODER else run_path}.log"
 
 
-def job_path_values(wildcards, run_keys):
-    """Values for a job's output path: the encoder file's wildcards, and for `run_keys` `{key}`
-    placeholders that the command fills in per dataset/run when a job covers several, else the
-    job's wildcards."""
-    values = {key: getattr(wildcards, key) for key in ENCODER_KEYS}
-    if ONE_JOB_PER_ENCODER:
-        return values | {key: f"{{{key}}}" for key in run_keys}
-    return values | {key: getattr(wildcards, key) for key in run_keys}
+def job_out(pattern, run_keys):
+    """Params function: a job's output `pattern` for the command line. With one_job_per_encoder, `{key}`
+    of `run_keys` stays in the path and the command fills it in per dataset/run."""
 
+    def out(wildcards):
+        values = {key: getattr(wildcards, key) for key in ENCODER_KEYS}
+        for key in run_keys:
+            values[key] = f"{{{key}}}" if ONE_JOB_PER_ENCODER else getattr(wildcards, key)
+        return pattern.format(**values)
 
-def robustness_out(wildcards):
-    """`--out` of a robustness job."""
-    return ROBUSTNESS_FILE.format(**job_path_values(wildcards, ["dataset"]))
-
-
-for _name, _external in EXTERNAL.items():
-    if _external["model"] not in MODELS["names"]:
-        raise ValueError(
-            f"config: robustness.external.{_name} is for model {_external['model']!r}, which is not in "
-            "models.names; add the model there or remove the entry"
-        )
-
-
-def scored_schemes():
-    """Regex of the `scheme` wildcard of robustness files: the pretrained, the scratch and external ones."""
-    return "|".join([*PRETRAIN_SCHEMES, "scratch", *(f"external-{name}" for name in EXTERNAL)])
-
-
-def encoder_to_score(wildcards):
-    """The encoder file behind a robustness file's (model, scheme, epoch)."""
-    scheme, epoch = wildcards.scheme, int(wildcards.epoch)
-    if scheme == "scratch" and epoch == 0:
-        return SCRATCH_ENCODER.format(model=wildcards.model)
-    if scheme.startswith("external-") and epoch == 0:
-        external = EXTERNAL[scheme.removeprefix("external-")]
-        if external["model"] != wildcards.model:
-            raise ValueError(f"robustness.external.{scheme.removeprefix('external-')} is for model {external['model']}")
-        return external["file"]
-    if scheme in PRETRAIN_SCHEMES and epoch in CHECKPOINTS:
-        return f"{PRETRAIN_DIR}/encoder.safetensors".format(model=wildcards.model, scheme=scheme, epoch=epoch)
-    raise ValueError(f"no encoder for scheme {scheme!r} at epoch {epoch} (checkpoints: {CHECKPOINTS})")
+    return out
 
 
 def external_image_size(wildcards):
     """External files record no image size, so they are built at the config's; medseg files at their own."""
-    return f" --image-size {MODELS['image_size']}" if wildcards.scheme.startswith("external-") else ""
-
-
-def robustness_options(wildcards):
-    """The options scores depend on."""
-    margins = " ".join(str(margin) for margin in ROBUSTNESS["margins"])
-    return f"--margins {margins} --seed {ROBUSTNESS['seed']}{external_image_size(wildcards)}"
+    return f" --image-size {MODELS['image_size']}" if wildcards.scheme.startswith(names.EXTERNAL_PREFIX) else ""
 
 
 def encoder_files_of(pattern):
     """`pattern` for every dataset x model and encoder: scratch, every checkpoint of both schemes, the external files."""
-    files = expand(pattern, dataset=DATASETS, model=MODELS["names"], scheme="scratch", epoch=0, allow_missing=True)
+    files = expand(
+        pattern,
+        dataset=DATASETS,
+        model=MODELS["names"],
+        scheme=names.SCRATCH,
+        epoch=names.SCRATCH_EPOCH,
+        allow_missing=True,
+    )
     files += expand(
-        pattern, dataset=DATASETS, model=MODELS["names"], scheme=PRETRAIN_SCHEMES, epoch=CHECKPOINTS, allow_missing=True
+        pattern,
+        dataset=DATASETS,
+        model=MODELS["names"],
+        scheme=names.PRETRAIN_SCHEMES,
+        epoch=CHECKPOINTS,
+        allow_missing=True,
     )
     for name, external in EXTERNAL.items():
         files += expand(
-            pattern, dataset=DATASETS, model=external["model"], scheme=f"external-{name}", epoch=0, allow_missing=True
+            pattern,
+            dataset=DATASETS,
+            model=external["model"],
+            scheme=names.EXTERNAL_PREFIX + name,
+            epoch=names.SCRATCH_EPOCH,
+            allow_missing=True,
         )
     return files
+
+
+# --- robustness and the online method (workflow/rules/robustness.smk) ----------------------------
 
 
 def robustness_files():
@@ -301,19 +381,18 @@ def _finished_online_walk(dataset, model, scheme, mode):
     whose score is not a finite number stops the workflow with its name (`main_score`).
     """
     from medseg.robustness.online import main_score
-    from medseg.robustness.selection import online_walk
+    from medseg.selection import online_walk
 
     scores = {}
     while True:
         walk = online_walk(CHECKPOINTS, scores)
         if walk.finished:
             return walk
-        job = dict(model=model, scheme=scheme, epoch=walk.needed)
-        if not ONE_JOB_PER_ENCODER:
-            job["dataset"] = dataset
-        path = ROBUSTNESS_FILE.format(**job, dataset=dataset)
+        file = dict(dataset=dataset, model=model, scheme=scheme, epoch=walk.needed)
+        path = ROBUSTNESS_FILE.format(**file)
         if walk.needed in scores:  # never ask Snakemake for the same existing file forever
             raise ValueError(f"{path}: the online walk cannot use its score {scores[walk.needed]}")
+        job = {key: file[key] for key in ENCODER_KEYS} if ONE_JOB_PER_ENCODER else file
         checkpoints.robustness.get(**job)  # stops here until the file exists
         scores[walk.needed] = main_score(path, mode)
 
@@ -333,43 +412,29 @@ def online_scores(wildcards):
 
 def online_choices():
     """The online choice of every dataset, model, scheme and downstream mode."""
-    return expand(ONLINE_CHOICE, dataset=DATASETS, model=MODELS["names"], scheme=PRETRAIN_SCHEMES, mode=MODES)
+    return expand(
+        ONLINE_CHOICE, dataset=DATASETS, model=MODELS["names"], scheme=names.PRETRAIN_SCHEMES, mode=names.MODES
+    )
 
 
-# --- downstream training (workflow/rules/downstream.smk) ----------------------------------------
-
-DOWNSTREAM = config["downstream"]
-SEEDS = DOWNSTREAM["seeds"]
-RUN_KEYS = "dataset={dataset}/model={model}/scheme={scheme}/epoch={epoch}/mode={mode}/seed={seed}"
-DOWNSTREAM_SCORES = f"results/downstream/{RUN_KEYS}/scores.parquet"
-DOWNSTREAM_HISTORY = f"results/downstream_history/{RUN_KEYS}/history.parquet"
-DOWNSTREAM_KEYS = ("dataset", "mode", "seed")
+# --- downstream training (workflow/rules/downstream.smk) -----------------------------------------
 
 
 def downstream_job_files(pattern):
     """A `train_downstream` job's files of a run pattern: the run's own, or every dataset's, mode's and seed's."""
-    return encoder_job_files(pattern, mode=MODES, seed=SEEDS)
+    return encoder_job_files(pattern, mode=names.MODES, seed=SEEDS)
 
 
-def downstream_runs(wildcards):
-    """`medseg train` options naming the job's runs and their output files (`{dataset}`, `{mode}` and
-    `{seed}` left in the paths are filled in per run by `medseg train`)."""
-    keys = job_path_values(wildcards, DOWNSTREAM_KEYS)
-    modes, seeds = (MODES, SEEDS) if ONE_JOB_PER_ENCODER else ([wildcards.mode], [wildcards.seed])
-    return (
-        f"--data {job_data_folders(wildcards)} --mode {' '.join(modes)} --seed {' '.join(map(str, seeds))}"
-        f" --scores '{DOWNSTREAM_SCORES.format(**keys)}' --history '{DOWNSTREAM_HISTORY.format(**keys)}'"
-    )
+def job_modes(wildcards):
+    """The downstream modes a job trains."""
+    return list(names.MODES) if ONE_JOB_PER_ENCODER else [wildcards.mode]
 
 
-def downstream_recipe(wildcards):
-    """The options the trained weights depend on (besides the encoder file and the data)."""
-    return (
-        f"--epochs {DOWNSTREAM['epochs']} --batch {DOWNSTREAM['batch']} --lr {DOWNSTREAM['lr']}"
-        f" --eval-every {DOWNSTREAM['eval_every']}{external_image_size(wildcards)}"
-    )
+def job_seeds(wildcards):
+    """The seeds a downstream job trains."""
+    return SEEDS if ONE_JOB_PER_ENCODER else [wildcards.seed]
 
 
 def downstream_files():
     """scores.parquet of every run: every encoder file on every dataset, both modes, every seed."""
-    return expand(encoder_files_of(DOWNSTREAM_SCORES), mode=MODES, seed=SEEDS)
+    return expand(encoder_files_of(DOWNSTREAM_SCORES), mode=names.MODES, seed=SEEDS)

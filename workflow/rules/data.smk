@@ -15,62 +15,53 @@ if SYNTHETIC is not None:
         wildcard_constraints:
             dataset="|".join(SYNTHETIC_DATASETS),
         params:
+            out=output_folder("raw"),
             preset=SYNTHETIC["preset"],
             seed=SYNTHETIC["seed"],
         shell:
-            "medseg synth --out results/raw --only {wildcards.dataset} --preset {params.preset} --seed {params.seed}"
+            "medseg synth --out {params.out} --only {wildcards.dataset} --preset {params.preset} --seed {params.seed}"
             " > {log} 2>&1 && touch {output.marker}"
 
 
-rule prepare_acdc:
+# ACDC and COVID-QU-Ex take the same options.
+rule prepare_acdc_covidqu:
     input:
         raw_ready,
     output:
-        prepared_files(["train", "test"]),
+        splits=SPLIT_FILES,
+        meta=DATASET_JSON,
     log:
         "logs/prepare/{dataset}.log",
     wildcard_constraints:
-        dataset=datasets_of_type("acdc"),
+        dataset=datasets_of_type("acdc", "covidqu"),
     params:
+        type=dataset_setting("type"),
         raw=raw_release,
+        out=output_folder("meta"),
         size=dataset_setting("size"),
     shell:
-        "medseg prepare acdc --raw {params.raw:q} --out results/data/{wildcards.dataset} --size {params.size} > {log} 2>&1"
-
-
-rule prepare_covidqu:
-    input:
-        raw_ready,
-    output:
-        prepared_files(["train", "test"]),
-    log:
-        "logs/prepare/{dataset}.log",
-    wildcard_constraints:
-        dataset=datasets_of_type("covidqu"),
-    params:
-        raw=raw_release,
-        size=dataset_setting("size"),
-    shell:
-        "medseg prepare covidqu --raw {params.raw:q} --out results/data/{wildcards.dataset} --size {params.size} > {log} 2>&1"
+        "medseg prepare {params.type} --raw {params.raw:q} --out {params.out} --size {params.size} > {log} 2>&1"
 
 
 rule prepare_idrid:
     input:
         raw_ready,
     output:
-        prepared_files(["train", "test"]),
+        splits=SPLIT_FILES,
+        meta=DATASET_JSON,
     log:
         "logs/prepare/{dataset}.log",
     wildcard_constraints:
         dataset=datasets_of_type("idrid"),
     params:
         raw=raw_release,
+        out=output_folder("meta"),
         resize=dataset_setting("resize"),
         window=dataset_setting("window"),
         stride=dataset_setting("stride"),
         tile=dataset_setting("tile"),
     shell:
-        "medseg prepare idrid --raw {params.raw:q} --out results/data/{wildcards.dataset} --resize {params.resize}"
+        "medseg prepare idrid --raw {params.raw:q} --out {params.out} --resize {params.resize}"
         " --window {params.window} --stride {params.stride} --tile {params.tile} > {log} 2>&1"
 
 
@@ -78,17 +69,19 @@ rule prepare_folder:
     input:
         raw_ready,
     output:
-        prepared_files(["train", "test"]),
+        splits=SPLIT_FILES,
+        meta=DATASET_JSON,
     log:
         "logs/prepare/{dataset}.log",
     wildcard_constraints:
         dataset=datasets_of_type("folder"),
     params:
         raw=raw_release,
+        out=output_folder("meta"),
         classes=dataset_setting("classes"),
         size=dataset_setting("size"),
     shell:
-        "medseg prepare folder --raw {params.raw:q} --out results/data/{wildcards.dataset}"
+        "medseg prepare folder --raw {params.raw:q} --out {params.out}"
         " --classes {params.classes} --size {params.size} > {log} 2>&1"
 
 
@@ -96,13 +89,14 @@ rule prepare_imagenet:
     input:
         raw_ready,
     output:
-        "results/data/imagenet/train/index.parquet",
-        "results/data/imagenet/val/index.parquet",
-        "results/data/imagenet/dataset.json",
+        train="results/data/imagenet/train/index.parquet",
+        val="results/data/imagenet/val/index.parquet",
+        meta=DATASET_JSON.format(dataset="imagenet"),
     log:
         "logs/prepare/imagenet.log",
     params:
         raw=raw_release,
+        out=output_folder("meta"),
         budget=imagenet_budget_options(),
     shell:
-        "medseg prepare imagenet --raw {params.raw:q} --out results/data/imagenet {params.budget} > {log} 2>&1"
+        "medseg prepare imagenet --raw {params.raw:q} --out {params.out} {params.budget} > {log} 2>&1"

@@ -6,41 +6,59 @@ rule init_encoder:
     output:
         SCRATCH_ENCODER,
     log:
-        "logs/pretrain/model={model}/scheme=scratch/epoch=0.log",
-    wildcard_constraints:
-        model="|".join(MODELS["names"]),
+        scratch(PRETRAIN_LOG),
     params:
-        options=model_options,
+        image_size=MODELS["image_size"],
+        width=MODELS["width"],
+        window=window_option,
+        seed=MODELS["seed"],
     shell:
-        "medseg init --model {wildcards.model} {params.options} --out {output} > {log} 2>&1"
+        "medseg init --model {wildcards.model} --image-size {params.image_size} --width {params.width}"
+        " --seed {params.seed}{params.window} --out {output} > {log} 2>&1"
 
 
 rule pretrain:
     input:
         start=previous_checkpoint,
-        train="results/data/imagenet/train/index.parquet",
-        val="results/data/imagenet/val/index.parquet",
-        meta="results/data/imagenet/dataset.json",
+        train=rules.prepare_imagenet.output.train,
+        val=rules.prepare_imagenet.output.val,
+        meta=rules.prepare_imagenet.output.meta,
     output:
-        encoder=f"{PRETRAIN_DIR}/encoder.safetensors",
+        encoder=ENCODER_FILE,
         state=f"{PRETRAIN_DIR}/state.pt",
-        history="results/pretrain_history/model={model}/scheme={scheme}/epoch={epoch}/history.parquet",
+        history=f"results/pretrain_history/{ENCODER_PATH}/history.parquet",
     log:
-        "logs/pretrain/model={model}/scheme={scheme}/epoch={epoch}.log",
+        PRETRAIN_LOG,
     wildcard_constraints:
-        model="|".join(MODELS["names"]),
-        scheme="|".join(PRETRAIN_SCHEMES),
+        scheme="|".join(names.PRETRAIN_SCHEMES),
         epoch="|".join(str(epoch) for epoch in CHECKPOINTS),
     threads: pretrain_threads
     resources:
         gpu=1,
         runtime=pretrain_runtime,
+    # The raw folder (JPEGs are read from it), the workers and the resume interval are untracked:
+    # moving the images or changing how the work is laid out must not re-run pretraining.
     params:
-        options=pretrain_options,
-    # Loader workers = threads - 1 (Snakemake may scale threads down to --cores). The raw folder
-    # comes from the config and is no param: moving the images must not re-run pretraining.
+        image_size=MODELS["image_size"],
+        width=MODELS["width"],
+        window=window_option,
+        seed=MODELS["seed"],
+        planned_epochs=CHECKPOINTS[-1],
+        batch=recipe_setting("batch"),
+        micro_batch=recipe_setting("micro_batch"),
+        base_lr=recipe_setting("base_lr"),
+        base_lr_batch=recipe_setting("base_lr_batch"),
+        warmup_epochs=recipe_setting("warmup_epochs"),
+        data=input_folders("meta"),
+        raw=raw_release,
+        out=output_folder("state"),
+        workers=loader_workers,
+        resume_minutes=untracked(PRETRAINING["resume_minutes"]),
     shell:
         "medseg pretrain --model {wildcards.model} --scheme {wildcards.scheme} --epoch {wildcards.epoch}"
-        " {params.options} --start {input.start} --data results/data/imagenet --raw {config[imagenet][raw]:q}"
-        " --out $(dirname {output.state}) --history {output.history} --workers $(({threads} - 1))"
-        " --threads {threads} --resume-minutes {config[pretraining][resume_minutes]} > {log} 2>&1"
+        " --image-size {params.image_size} --width {params.width} --seed {params.seed}{params.window}"
+        " --planned-epochs {params.planned_epochs} --batch {params.batch} --micro-batch {params.micro_batch}"
+        " --base-lr {params.base_lr} --base-lr-batch {params.base_lr_batch} --warmup-epochs {params.warmup_epochs}"
+        " --start {input.start} --data {params.data} --raw {params.raw:q} --out {params.out}"
+        " --history {output.history} --workers {params.workers} --threads {threads}"
+        " --resume-minutes {params.resume_minutes} > {log} 2>&1"

@@ -11,22 +11,22 @@ checkpoint robustness:
     output:
         encoder_job_files(ROBUSTNESS_FILE),
     log:
-        encoder_job_log("robustness"),
-    wildcard_constraints:
-        dataset="|".join(DATASETS),
-        model="|".join(MODELS["names"]),
-        scheme=scored_schemes(),
-        epoch=r"\d+",
+        encoder_job_log("robustness", ROBUSTNESS_PATH),
     threads: 1
     resources:
         gpu=1,
+    # The batch size changes the scores by float32 rounding only, so it is untracked.
     params:
-        data=job_data_folders,
-        out=robustness_out,
-        scoring=robustness_options,
+        data=input_folders("data"),
+        out=job_out(ROBUSTNESS_FILE, ["dataset"]),
+        margins=ROBUSTNESS["margins"],
+        seed=ROBUSTNESS["seed"],
+        external_image_size=external_image_size,
+        batch=untracked(ROBUSTNESS["batch"]),
     shell:
-        "medseg robustness --encoder {input.encoder:q} --data {params.data} --out '{params.out}' {params.scoring}"
-        " --batch {config[robustness][batch]} > {log} 2>&1"
+        "medseg robustness --encoder {input.encoder:q} --data {params.data} --out '{params.out}'"
+        " --margins {params.margins} --seed {params.seed}{params.external_image_size} --batch {params.batch}"
+        " > {log} 2>&1"
 
 
 rule online_choice:
@@ -36,12 +36,9 @@ rule online_choice:
     output:
         ONLINE_CHOICE,
     log:
-        "logs/online/dataset={dataset}/model={model}/scheme={scheme}/mode={mode}.log",
+        f"logs/online/{ONLINE_PATH}.log",
     wildcard_constraints:
-        dataset="|".join(DATASETS),
-        model="|".join(MODELS["names"]),
-        scheme="|".join(PRETRAIN_SCHEMES),
-        mode="|".join(MODES),
+        scheme="|".join(names.PRETRAIN_SCHEMES),
     params:
         checkpoints=CHECKPOINTS,
     shell:
