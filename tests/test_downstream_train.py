@@ -20,8 +20,7 @@ from medseg.downstream.settings import ModelBuild, Recipe, Run
 from medseg.downstream.train import HISTORY_COLUMNS, Trainer, build
 from medseg.errors import Interrupted
 from medseg.inputs import normalise, read_windows, to_labels, to_pixels
-from medseg.models import build_encoder
-from medseg.robustness.encoders import inspect
+from medseg.models.encoder_file import inspect
 from medseg.signals import StopSignals
 
 SIZE = 32
@@ -33,16 +32,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def encoders(tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("encoders")
-    paths = {}
-    for name in ("unet", "resnet50_attention_unet", "swin_unet"):
-        paths[name] = folder / f"{name}.safetensors"
-        build_encoder(name, SIZE, 0.25, 4, seed=7).save(paths[name])
-    return paths
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +86,9 @@ def test_optimizer_is_the_papers_sgd():
     assert (group["lr"], group["momentum"], group["weight_decay"]) == (0.05, 0.9, 1e-4)
 
 
-def test_history_lr_is_that_of_each_epochs_last_step(acdc, encoders, tmp_path):
+def test_history_lr_is_that_of_each_epochs_last_step(acdc, encoder_file, tmp_path):
     # 30 slices in batches of 8: 4 steps per epoch, N = 8; epoch e's last step is i = 4e - 1.
-    trainer = make_trainer(acdc, encoders["unet"], tmp_path, mode="decoder", recipe=Recipe(2, 8))
+    trainer = make_trainer(acdc, encoder_file("unet"), tmp_path, mode="decoder", recipe=Recipe(2, 8))
     assert (trainer.steps_per_epoch, trainer.total_steps) == (4, 8)
     trainer.train()
     history = pd.read_parquet(tmp_path / "history.parquet")
@@ -168,10 +157,10 @@ def encoder_state(trainer: Trainer) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("mode", ["decoder", "full"])
-def test_decoder_mode_keeps_the_encoder_and_its_batchnorm_statistics(acdc, encoders, tmp_path, mode):
+def test_decoder_mode_keeps_the_encoder_and_its_batchnorm_statistics(acdc, encoder_file, tmp_path, mode):
     trainer = make_trainer(
         acdc,
-        encoders["resnet50_attention_unet"],
+        encoder_file("resnet50_attention_unet"),
         tmp_path,
         model="resnet50_attention_unet",
         mode=mode,
@@ -180,7 +169,7 @@ def test_decoder_mode_keeps_the_encoder_and_its_batchnorm_statistics(acdc, encod
     loaded = encoder_state(trainer)
     from safetensors.torch import load_file
 
-    saved = load_file(encoders["resnet50_attention_unet"])
+    saved = load_file(encoder_file("resnet50_attention_unet"))
     assert all(torch.equal(loaded[key], saved[key]) for key in saved)  # the checkpoint's weights, not the seed's
     decoder = {key: value.clone() for key, value in trainer.model.decoder.state_dict().items()}
     trainer.train()
@@ -198,8 +187,8 @@ def test_decoder_mode_keeps_the_encoder_and_its_batchnorm_statistics(acdc, encod
     assert any(not torch.equal(value, decoder[key]) for key, value in trainer.model.decoder.state_dict().items())
 
 
-def test_the_seed_initialises_the_decoder_only(acdc, encoders):
-    info = inspect(encoders["unet"])
+def test_the_seed_initialises_the_decoder_only(acdc, encoder_file):
+    info = inspect(encoder_file("unet"))
     spec = ModelBuild("unet", SIZE, 0.25, 4)
     a, b = build(acdc, info, spec, "full", 0), build(acdc, info, spec, "full", 1)
     assert all(torch.equal(a.encoder.state_dict()[k], v) for k, v in b.encoder.state_dict().items())
@@ -207,16 +196,16 @@ def test_the_seed_initialises_the_decoder_only(acdc, encoders):
 
 
 @pytest.mark.parametrize("model", ["resnet50_attention_unet", "swin_unet"])
-def test_every_model_trains_and_is_scored(acdc, encoders, tmp_path, model):
-    scores = make_trainer(acdc, encoders[model], tmp_path, model=model, recipe=Recipe(1, 16)).train()
+def test_every_model_trains_and_is_scored(acdc, encoder_file, tmp_path, model):
+    scores = make_trainer(acdc, encoder_file(model), tmp_path, model=model, recipe=Recipe(1, 16)).train()
     assert set(scores.metric) == {"dice", "jaccard", "mcc", "ap", "hd95", "hd95_authors", "hd95_authors_skipped"}
     # hd95_authors is NaN for a class the model never predicts (every sample skipped): counted instead.
     assert np.isfinite(scores[scores.metric != "hd95_authors"].value).all()
 
 
-def test_binary_idrid_run_uses_one_output_channel(prepared, encoders, tmp_path):
+def test_binary_idrid_run_uses_one_output_channel(prepared, encoder_file, tmp_path):
     task = open_task(prepared / "idrid", SIZE)
-    trainer = make_trainer(task, encoders["unet"], tmp_path, recipe=Recipe(1, 64))
+    trainer = make_trainer(task, encoder_file("unet"), tmp_path, recipe=Recipe(1, 64))
     assert trainer.model.eval()(torch.zeros(1, 3, 16, 16)).shape == (1, 1, 16, 16)
     scores = trainer.train()
     assert set(scores["class"]) == {"background", "microaneurysm", "mean"}
@@ -225,8 +214,8 @@ def test_binary_idrid_run_uses_one_output_channel(prepared, encoders, tmp_path):
 # -- learning, seeds -----------------------------------------------------------------------
 
 
-def test_a_short_run_raises_test_dice_well_above_the_untrained_model(acdc, encoders, tmp_path):
-    trainer = make_trainer(acdc, encoders["unet"], tmp_path, recipe=Recipe(10, 8, eval_every=5))
+def test_a_short_run_raises_test_dice_well_above_the_untrained_model(acdc, encoder_file, tmp_path):
+    trainer = make_trainer(acdc, encoder_file("unet"), tmp_path, recipe=Recipe(10, 8, eval_every=5))
     untrained = mean_dice(evaluate(trainer.model, acdc, 32, hd95=False))
     scores = trainer.train()
     assert untrained < 0.15 and dice(scores) > untrained + 0.25, (untrained, dice(scores))
@@ -236,11 +225,11 @@ def test_a_short_run_raises_test_dice_well_above_the_untrained_model(acdc, encod
     assert history.train_loss.iloc[-1] < history.train_loss.iloc[0]
 
 
-def test_same_seed_same_scores_other_seed_other_scores(acdc, encoders, tmp_path):
+def test_same_seed_same_scores_other_seed_other_scores(acdc, encoder_file, tmp_path):
     runs = {}
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         runs[name] = make_trainer(
-            acdc, encoders["swin_unet"], tmp_path / name, model="swin_unet", seed=seed, recipe=Recipe(1, 8)
+            acdc, encoder_file("swin_unet"), tmp_path / name, model="swin_unet", seed=seed, recipe=Recipe(1, 8)
         ).train()
     pd.testing.assert_frame_equal(runs["a"], runs["b"])
     assert not runs["a"].value.equals(runs["c"].value)
@@ -249,15 +238,9 @@ def test_same_seed_same_scores_other_seed_other_scores(acdc, encoders, tmp_path)
 # -- resuming, failures --------------------------------------------------------------------
 
 
-def test_a_stop_mid_epoch_resumes_to_the_uninterrupted_result(acdc, encoders, tmp_path, monkeypatch):
-    recipe = Recipe(3, 8, eval_every=2)
-    reference = make_trainer(
-        acdc,
-        encoders["resnet50_attention_unet"],
-        tmp_path / "reference",
-        model="resnet50_attention_unet",
-        recipe=recipe,
-    )
+def test_a_stop_mid_epoch_resumes_to_the_uninterrupted_result(acdc, encoder_file, tmp_path, monkeypatch):
+    recipe, model = Recipe(3, 8, eval_every=2), "resnet50_attention_unet"
+    reference = make_trainer(acdc, encoder_file(model), tmp_path / "reference", model=model, recipe=recipe)
     expected = reference.train()
     out = tmp_path / "stopped"
     real_batch = type(acdc).train_batch
@@ -271,16 +254,12 @@ def test_a_stop_mid_epoch_resumes_to_the_uninterrupted_result(acdc, encoders, tm
 
     monkeypatch.setattr(type(acdc), "train_batch", signalling)
     with StopSignals() as stop:
-        trainer = make_trainer(
-            acdc, encoders["resnet50_attention_unet"], out, model="resnet50_attention_unet", recipe=recipe, stop=stop
-        )
+        trainer = make_trainer(acdc, encoder_file(model), out, model=model, recipe=recipe, stop=stop)
         with pytest.raises(Interrupted, match=r"stopped by SIGTERM at epoch 2, step 3 of 4"):
             trainer.train()
     assert (out / ".scores.resume.pt").is_file() and not (out / "scores.parquet").exists()
     monkeypatch.setattr(type(acdc), "train_batch", real_batch)
-    resumed = make_trainer(
-        acdc, encoders["resnet50_attention_unet"], out, model="resnet50_attention_unet", recipe=recipe
-    )
+    resumed = make_trainer(acdc, encoder_file(model), out, model=model, recipe=recipe)
     assert (resumed.position.epoch, resumed.position.step) == (1, 3)
     pd.testing.assert_frame_equal(resumed.train(), expected)
     assert not (out / ".scores.resume.pt").exists()
@@ -293,7 +272,9 @@ def test_a_stop_mid_epoch_resumes_to_the_uninterrupted_result(acdc, encoders, tm
     )
 
 
-def test_the_resume_file_is_written_every_resume_minutes_and_removed_at_the_end(acdc, encoders, tmp_path, monkeypatch):
+def test_the_resume_file_is_written_every_resume_minutes_and_removed_at_the_end(
+    acdc, encoder_file, tmp_path, monkeypatch
+):
     saved = []
     real = train_module.state.save
 
@@ -302,12 +283,12 @@ def test_the_resume_file_is_written_every_resume_minutes_and_removed_at_the_end(
         real(path, snapshot)
 
     monkeypatch.setattr(train_module.state, "save", spy)
-    make_trainer(acdc, encoders["unet"], tmp_path, mode="decoder", resume_minutes=0).train()
+    make_trainer(acdc, encoder_file("unet"), tmp_path, mode="decoder", resume_minutes=0).train()
     assert saved == [(0, 1), (0, 2), (0, 3), (0, 4)]  # after every step: 0 minutes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["history.parquet", "scores.parquet"]
 
 
-def test_a_nan_loss_stops_naming_epoch_and_step_and_writes_nothing(acdc, encoders, tmp_path, monkeypatch):
+def test_a_nan_loss_stops_naming_epoch_and_step_and_writes_nothing(acdc, encoder_file, tmp_path, monkeypatch):
     real = train_module.dice_loss
     calls = []
 
@@ -319,12 +300,12 @@ def test_a_nan_loss_stops_naming_epoch_and_step_and_writes_nothing(acdc, encoder
     from medseg.errors import MedsegError
 
     with pytest.raises(MedsegError, match=r"non-finite training loss \(nan\) at epoch 2, step 2 of 4"):
-        make_trainer(acdc, encoders["unet"], tmp_path, recipe=Recipe(2, 8)).train()
+        make_trainer(acdc, encoder_file("unet"), tmp_path, recipe=Recipe(2, 8)).train()
     assert list(tmp_path.iterdir()) == []
 
 
-def test_weights_made_non_finite_by_an_update_stop_the_run_though_the_loss_is_finite(acdc, encoders, tmp_path):
-    trainer = make_trainer(acdc, encoders["unet"], tmp_path, recipe=Recipe(1, 8), resume_minutes=0)
+def test_weights_made_non_finite_by_an_update_stop_the_run_though_the_loss_is_finite(acdc, encoder_file, tmp_path):
+    trainer = make_trainer(acdc, encoder_file("unet"), tmp_path, recipe=Recipe(1, 8), resume_minutes=0)
     steps = []
 
     def overflowing(optimizer, args, kwargs):  # the 3rd update overflows one weight, as a huge learning rate does

@@ -6,8 +6,6 @@ import json
 import logging
 import re
 import shutil
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,7 +16,6 @@ from safetensors.torch import load_file
 
 from medseg.cli import main
 from medseg.downstream import state
-from medseg.models import build_encoder
 
 SIZE = 32
 MEDSEG = [sys.executable, "-m", "medseg"]
@@ -29,16 +26,6 @@ def keep_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def encoders(tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("encoders")
-    paths = {}
-    for name in ("unet", "swin_unet"):
-        paths[name] = folder / f"{name}.safetensors"
-        build_encoder(name, SIZE, 0.25, 4, seed=7).save(paths[name])
-    return paths
 
 
 def args(data: Path, encoder: Path, out: Path, *extra: str, model: str = "unet") -> list[str]:
@@ -71,11 +58,11 @@ def error_line(capsys) -> str:
     return errors[0]
 
 
-def test_writes_scores_and_history_and_nothing_else(prepared, encoders, tmp_path):
+def test_writes_scores_and_history_and_nothing_else(prepared, encoder_file, tmp_path):
     keys = Path("dataset=acdc") / "seed=0"
     out, history_dir = tmp_path / "downstream" / keys, tmp_path / "downstream_history" / keys
     outputs = ["--history", str(history_dir / "history.parquet"), "--save-model", str(tmp_path / "model.safetensors")]
-    assert main(args(prepared / "acdc", encoders["unet"], out, *outputs)) == 0
+    assert main(args(prepared / "acdc", encoder_file("unet"), out, *outputs)) == 0
     assert [p.name for p in out.iterdir()] == ["scores.parquet"]  # no temporary or resume file
     assert [p.name for p in history_dir.iterdir()] == ["history.parquet"]
     scores = pd.read_parquet(out / "scores.parquet")
@@ -91,8 +78,8 @@ def test_writes_scores_and_history_and_nothing_else(prepared, encoders, tmp_path
     assert set(table.dataset) == {"acdc"} and len(table) == len(scores)
 
 
-def test_several_modes_and_seeds_in_one_process_equal_single_runs(prepared, encoders, tmp_path):
-    data, encoder = prepared / "covidqu", encoders["unet"]
+def test_several_modes_and_seeds_in_one_process_equal_single_runs(prepared, encoder_file, tmp_path):
+    data, encoder = prepared / "covidqu", encoder_file("unet")
     many = tmp_path / "many" / "mode={mode}" / "seed={seed}"
     assert main(args(data, encoder, many, "--mode", "full", "decoder", "--seed", "0", "1")) == 0
     for mode in ("full", "decoder"):
@@ -106,8 +93,8 @@ def test_several_modes_and_seeds_in_one_process_equal_single_runs(prepared, enco
     )
 
 
-def test_several_datasets_in_one_process_equal_single_runs(prepared, encoders, tmp_path):
-    encoder = encoders["unet"]
+def test_several_datasets_in_one_process_equal_single_runs(prepared, encoder_file, tmp_path):
+    encoder = encoder_file("unet")
     both = tmp_path / "both" / "dataset={dataset}"
     assert (
         main(
@@ -157,11 +144,11 @@ def damaged_acdc(prepared: Path, tmp_path: Path, classes: list[str]) -> Path:
         ("explicit resume", r"resume.pt belongs to a different run: .*; delete it to start this run over"),
     ],
 )
-def test_failures_are_one_line_with_status_2(prepared, encoders, tmp_path, capsys, case, pattern):
-    data, encoder, out = prepared / "acdc", encoders["unet"], tmp_path / "out"
+def test_failures_are_one_line_with_status_2(prepared, encoder_file, tmp_path, capsys, case, pattern):
+    data, encoder, out = prepared / "acdc", encoder_file("unet"), tmp_path / "out"
     extra: list[str] = []
     if case == "other model":
-        encoder = encoders["swin_unet"]
+        encoder = encoder_file("swin_unet")
     elif case == "other width":
         extra = ["--width", "0.5"]
     elif case == "class names":
@@ -189,40 +176,32 @@ def test_failures_are_one_line_with_status_2(prepared, encoders, tmp_path, capsy
     assert written == (["history.parquet"] if case == "folder as output" else []), written  # only what was there
 
 
-def test_a_nan_loss_fails_with_status_2_naming_epoch_and_step(prepared, encoders, tmp_path, capsys, monkeypatch):
+def test_a_nan_loss_fails_with_status_2_naming_epoch_and_step(prepared, encoder_file, tmp_path, capsys, monkeypatch):
     from medseg.downstream import train
 
     monkeypatch.setattr(train, "dice_loss", lambda logits, target: logits.sum() * float("nan"))
-    assert main(args(prepared / "acdc", encoders["unet"], tmp_path / "out")) == 2
+    assert main(args(prepared / "acdc", encoder_file("unet"), tmp_path / "out")) == 2
     assert "non-finite training loss (nan) at epoch 1, step 1 of 4" in error_line(capsys)
     assert not (tmp_path / "out").exists()
 
 
-def test_a_stale_resume_file_at_the_default_place_is_ignored(prepared, encoders, tmp_path, caplog):
+def test_a_stale_resume_file_at_the_default_place_is_ignored(prepared, encoder_file, tmp_path, caplog):
     out = tmp_path / "out"
     state.save(state.default_resume(out / "scores.parquet"), {"identity": {"model": "swin_unet"}})
-    assert main(args(prepared / "covidqu", encoders["unet"], out)) == 0
+    assert main(args(prepared / "covidqu", encoder_file("unet"), out)) == 0
     assert "ignoring the resume file" in caplog.text
     assert sorted(p.name for p in out.iterdir()) == ["history.parquet", "scores.parquet"]
 
 
-def test_sigterm_then_rerun_gives_the_uninterrupted_result(prepared, encoders, tmp_path):
-    data, encoder = prepared / "acdc", encoders["unet"]
+def test_sigterm_then_rerun_gives_the_uninterrupted_result(prepared, encoder_file, tmp_path, sigterm):
+    data, encoder = prepared / "acdc", encoder_file("unet")
     recipe = ["--epochs", "5", "--batch", "4", "--eval-every", "2"]
     reference = tmp_path / "reference"
     assert main(args(data, encoder, reference, *recipe, "--save-model", str(reference / "model.safetensors"))) == 0
     out = tmp_path / "killed"
     command = [*MEDSEG, *args(data, encoder, out, *recipe, "--save-model", str(out / "model.safetensors"))]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    lines = []
-    for line in process.stderr:
-        lines.append(line)
-        if "epoch 1/5" in line:  # killed while epoch 2 trains
-            process.send_signal(signal.SIGTERM)
-            break
-    lines += process.stderr.readlines()
-    log = "".join(lines)
-    assert process.wait(timeout=120) == 75, log  # EX_TEMPFAIL: try again
+    returncode, log = sigterm(command, lambda log: "epoch 1/5" in log)  # killed while epoch 2 trains
+    assert returncode == 75, log  # EX_TEMPFAIL: try again
     assert "stopped by SIGTERM at epoch" in log and "run the same command again" in log
     assert (out / ".scores.resume.pt").is_file() and not (out / "scores.parquet").exists()
     assert main(args(data, encoder, out, *recipe, "--save-model", str(out / "model.safetensors"))) == 0
@@ -238,21 +217,21 @@ def test_sigterm_then_rerun_gives_the_uninterrupted_result(prepared, encoders, t
     )
 
 
-def test_a_huge_learning_rate_fails_with_one_line_and_writes_nothing(prepared, encoders, tmp_path, capsys):
+def test_a_huge_learning_rate_fails_with_one_line_and_writes_nothing(prepared, encoder_file, tmp_path, capsys):
     # lr 1e9, two steps: the second update makes a BatchNorm variance infinite while the loss is
     # still finite; unchecked, the test-set scoring met NaN logits and crashed in bincount.
     out = tmp_path / "out"
-    assert main(args(prepared / "acdc", encoders["unet"], out, "--lr", "1e9", "--batch", "16")) == 2
+    assert main(args(prepared / "acdc", encoder_file("unet"), out, "--lr", "1e9", "--batch", "16")) == 2
     line = error_line(capsys)
     assert re.search(r"non-finite weights \(.*running_var\) after the update at epoch 1, step 2 of 2", line), line
     assert not out.exists()
 
 
 @pytest.mark.parametrize("option", ["--scores", "--history", "--save-model", "--resume"])
-def test_an_unwritable_output_is_refused_before_training(prepared, encoders, tmp_path, capsys, caplog, option):
+def test_an_unwritable_output_is_refused_before_training(prepared, encoder_file, tmp_path, capsys, caplog, option):
     # /proc takes no new files, not even from root: the place is refused before the first batch.
     name = "scores.parquet" if option == "--scores" else "history.parquet" if option == "--history" else "x.pt"
-    command = args(prepared / "acdc", encoders["unet"], tmp_path / "out", option, f"/proc/medseg-test/{name}")
+    command = args(prepared / "acdc", encoder_file("unet"), tmp_path / "out", option, f"/proc/medseg-test/{name}")
     caplog.set_level(logging.INFO)
     assert main(command) == 2
     assert re.search(r"cannot write in /proc \(the nearest existing folder of /proc/medseg-test\)", error_line(capsys))
@@ -265,22 +244,17 @@ def trained_runs(log: str) -> list[str]:
     return re.findall(r"training unet \((\w+, seed \d)\)", log)
 
 
-def test_a_multi_run_job_interrupted_in_its_third_run_trains_only_that_run_again(prepared, encoders, tmp_path, caplog):
-    data, encoder = prepared / "acdc", encoders["unet"]
+def test_a_multi_run_job_interrupted_in_its_third_run_trains_only_that_run_again(
+    prepared, encoder_file, tmp_path, caplog, sigterm
+):
+    data, encoder = prepared / "acdc", encoder_file("unet")
     runs = ["--seed", "0", "1", "2", "--epochs", "2", "--eval-every", "1"]
     assert main(args(data, encoder, tmp_path / "reference" / "seed={seed}", *runs)) == 0
     job = tmp_path / "job"
     command = [*MEDSEG, *args(data, encoder, job / "seed={seed}", *runs)]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    lines = []
-    for line in process.stderr:
-        lines.append(line)
-        if "training unet (full, seed 2)" in line:  # killed during the third run
-            process.send_signal(signal.SIGTERM)
-            break
-    lines += process.stderr.readlines()
-    assert process.wait(timeout=120) == 75, "".join(lines)
-    assert trained_runs("".join(lines)) == ["full, seed 0", "full, seed 1", "full, seed 2"]
+    returncode, log = sigterm(command, lambda log: "training unet (full, seed 2)" in log)  # during the third run
+    assert returncode == 75, log
+    assert trained_runs(log) == ["full, seed 0", "full, seed 1", "full, seed 2"]
     for seed in (0, 1):
         assert (job / f"seed={seed}" / ".scores.finished.pt").is_file()
     assert (job / "seed=2" / ".scores.resume.pt").is_file()
@@ -304,7 +278,7 @@ def test_a_multi_run_job_interrupted_in_its_third_run_trains_only_that_run_again
 
 
 def test_finished_run_records_restore_the_model_and_other_settings_train_again(
-    prepared, encoders, tmp_path, caplog, monkeypatch
+    prepared, encoder_file, tmp_path, caplog, monkeypatch
 ):
     from medseg.downstream import train
     from medseg.errors import Interrupted
@@ -316,10 +290,8 @@ def test_finished_run_records_restore_the_model_and_other_settings_train_again(
             raise Interrupted("simulated interruption")
         real_epoch(self, epoch)
 
-    out = tmp_path / "seed={seed}"
-    command = args(
-        prepared / "covidqu", encoders["unet"], out, "--seed", "0", "1", "--save-model", str(out / "model.safetensors")
-    )
+    data, encoder, out = prepared / "covidqu", encoder_file("unet"), tmp_path / "seed={seed}"
+    command = args(data, encoder, out, "--seed", "0", "1", "--save-model", str(out / "model.safetensors"))
     monkeypatch.setattr(train.Trainer, "_train_epoch", interrupted_in_seed_1)
     assert main(command) == 75
     first = load_file(tmp_path / "seed=0" / "model.safetensors")

@@ -6,7 +6,6 @@ import hashlib
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +108,7 @@ def test_out_that_is_a_file_is_refused(raw, tmp_path):
     assert (tmp_path / "out").read_text() == "keep"
 
 
-def test_killed_run_leftovers_are_cleaned_by_the_next_run(tmp_path):
+def test_killed_run_leftovers_are_cleaned_by_the_next_run(tmp_path, sigterm):
     """SIGTERM mid-prepare leaves a temporary folder; the next run of the command removes it."""
     raw = tmp_path / "raw"
     (raw / "images").mkdir(parents=True)
@@ -140,13 +139,8 @@ def test_killed_run_leftovers_are_cleaned_by_the_next_run(tmp_path):
         "--size",
         "64",
     ]
-    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".out.tmp-*")) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert process.poll() is None, "preparation ended before it could be interrupted"
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(30) == -signal.SIGTERM
+    returncode, log = sigterm(command, lambda _: list(tmp_path.glob(".out.tmp-*")))  # once it writes
+    assert returncode == -signal.SIGTERM, log
     assert list(tmp_path.glob(".out.tmp-*")) and not out.exists()
     subprocess.run(command, check=True, stderr=subprocess.DEVNULL)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "raw"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -73,22 +72,15 @@ def scratch(tmp_path_factory) -> Path:
     return path
 
 
-def test_killed_mid_segment_and_rerun_gives_the_uninterrupted_weights(tmp_path, prepared, scratch):
+def test_killed_mid_segment_and_rerun_gives_the_uninterrupted_weights(tmp_path, prepared, scratch, sigterm):
     data = prepared / "imagenet"
     # batch 4 on 24 images: 6 updates per epoch, 5 epochs
     recipe = ["--planned-epochs", "5", "--batch", "4", "--micro-batch", "4"]
     reference = train_here(data, scratch, tmp_path / "reference", 5, 5, 4, 4)
     out = tmp_path / "killed"
-    process = subprocess.Popen(command(data, scratch, out, 5, *recipe), stderr=subprocess.PIPE, text=True)
-    lines = []
-    for line in process.stderr:
-        lines.append(line)
-        if "epoch 1/5" in line:  # killed while epoch 2 trains
-            process.send_signal(signal.SIGTERM)
-            break
-    lines += process.stderr.readlines()
-    assert process.wait(timeout=120) == 75, "".join(lines)
-    log = "".join(lines)
+    # killed while epoch 2 trains
+    returncode, log = sigterm(command(data, scratch, out, 5, *recipe), lambda log: "epoch 1/5" in log)
+    assert returncode == 75, log
     assert "stopped by SIGTERM at epoch" in log and "run the same command again" in log
     assert (out / "resume.pt").is_file() and not (out / "state.pt").exists()
     rerun = subprocess.run(command(data, scratch, out, 5, *recipe), capture_output=True, text=True)

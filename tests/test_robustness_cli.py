@@ -17,10 +17,11 @@ from medseg.errors import MedsegError
 from medseg.inputs import normalise, read_windows, scoring_windows, to_pixels
 from medseg.jitter import apply_jitter, identity_factors
 from medseg.models import build_encoder
+from medseg.models.encoder_file import TIMM_RESNET50, inspect, load
+from medseg.names import POOLINGS
 from medseg.robustness import score as score_module
 from medseg.robustness.distances import DISTANCES, robustness
-from medseg.robustness.encoders import TIMM_RESNET50, inspect, load
-from medseg.robustness.features import POOLINGS, representations
+from medseg.robustness.features import representations
 from medseg.robustness.score import COLUMNS, jitter_factors, open_dataset, score_file
 
 LEVELS = ("last", "second_to_last")
@@ -28,25 +29,14 @@ N_ACDC = 30  # training slices of the tiny ACDC
 
 
 @pytest.fixture(scope="module")
-def encoders(tmp_path_factory):
-    """Encoder files at sizes the models accept: convnets at 32, Swin at 64 with window 4."""
-    out = tmp_path_factory.mktemp("encoders")
-    paths = {}
-    for name, size in (("unet", 32), ("resnet50_attention_unet", 32), ("swin_unet", 64)):
-        paths[name] = out / f"{name}.safetensors"
-        build_encoder(name, size, 0.25, 4, seed=1).save(paths[name])
-    return paths
-
-
-@pytest.fixture(scope="module")
-def unet_run(prepared, encoders, tmp_path_factory):
+def unet_run(prepared, encoder_file, tmp_path_factory):
     """`medseg robustness` of the U-Net on ACDC with --save-features (run once for several tests)."""
     out = tmp_path_factory.mktemp("unet_run")
     rc = main(
         [
             "robustness",
             "--encoder",
-            str(encoders["unet"]),
+            str(encoder_file("unet")),
             "--data",
             str(prepared / "acdc"),
             "--out",
@@ -122,12 +112,12 @@ def test_saved_features_reproduce_the_parquet(unet_run):
     np.testing.assert_allclose(merged.hinge_mean, merged.hinge_mean_saved, rtol=0, atol=1e-9)
 
 
-def test_saved_rows_follow_the_index_order(prepared, encoders, unet_run):
+def test_saved_rows_follow_the_index_order(prepared, encoder_file, unet_run):
     """Row i is sample i of index.parquet, jittered with the i-th factors: recompute two rows directly."""
     _, features = unet_run
     split = open_split(prepared / "acdc" / "train")
     windows = scoring_windows(prepared / "acdc", "train")
-    encoder = load(inspect(encoders["unet"]), 32)
+    encoder = load(inspect(encoder_file("unet")), 32)
     query_factors, key_factors = jitter_factors(N_ACDC, 0)
     for i in (0, 17):
         pixels = to_pixels(read_windows(split, windows.iloc[[i]]), 32, 1.0)
@@ -138,11 +128,11 @@ def test_saved_rows_follow_the_index_order(prepared, encoders, unet_run):
 
 
 @pytest.mark.parametrize("model", ["unet", "resnet50_attention_unet"])
-def test_results_depend_on_the_batch_size_only_through_rounding(prepared, encoders, model, capsys):
+def test_results_depend_on_the_batch_size_only_through_rounding(prepared, encoder_file, model, capsys):
     """The encoders' float32 outputs for one image differ with the batch shape (other CPU kernels at
     batch 1; the README gives measured differences), so --help promises rounding, not equality."""
     dataset = open_dataset(prepared / "acdc")
-    tables = [score_file(encoders[model], dataset, batch=batch)[2].table() for batch in (1, 7, 64)]
+    tables = [score_file(encoder_file(model), dataset, batch=batch)[2].table() for batch in (1, 7, 64)]
     for other in tables[1:]:
         np.testing.assert_allclose(other.robustness, tables[0].robustness, rtol=0, atol=1e-5)
     with pytest.raises(SystemExit):
@@ -153,13 +143,13 @@ def test_results_depend_on_the_batch_size_only_through_rounding(prepared, encode
     assert "do not depend" not in text
 
 
-def test_swin_pooled_features_average_over_space(prepared, encoders, tmp_path):
+def test_swin_pooled_features_average_over_space(prepared, encoder_file, tmp_path):
     features_file = tmp_path / "swin.safetensors"
     rc = main(
         [
             "robustness",
             "--encoder",
-            str(encoders["swin_unet"]),
+            str(encoder_file("swin_unet", 64)),
             "--data",
             str(prepared / "acdc"),
             "--out",
@@ -182,10 +172,10 @@ def test_swin_pooled_features_average_over_space(prepared, encoders, tmp_path):
     assert side > 1  # the last level still has several tokens at 64
 
 
-def test_identity_jitter_makes_the_hinge_the_negative_term(prepared, encoders, monkeypatch):
+def test_identity_jitter_makes_the_hinge_the_negative_term(prepared, encoder_file, monkeypatch):
     monkeypatch.setattr(score_module, "jitter_factors", lambda n, seed: (identity_factors(n), identity_factors(n)))
     dataset = open_dataset(prepared / "acdc")
-    scores = score_file(encoders["unet"], dataset, batch=8)[2]
+    scores = score_file(encoder_file("unet"), dataset, batch=8)[2]
     for positive in scores.positive.values():
         np.testing.assert_allclose(positive, 0.0, atol=1e-5)  # q = k+
     table = scores.table()
@@ -227,7 +217,7 @@ def test_timm_resnet50_state_dict_scores(prepared, tmp_path):
     assert len(table) == 60 and np.isfinite(table.robustness).all()
 
 
-def test_idrid_scores_the_tiles_of_the_training_images(prepared, encoders, tmp_path):
+def test_idrid_scores_the_tiles_of_the_training_images(prepared, encoder_file, tmp_path):
     features_file = tmp_path / "features.safetensors"
     out = tmp_path / "robustness.parquet"
     assert (
@@ -235,7 +225,7 @@ def test_idrid_scores_the_tiles_of_the_training_images(prepared, encoders, tmp_p
             [
                 "robustness",
                 "--encoder",
-                str(encoders["unet"]),
+                str(encoder_file("unet")),
                 "--data",
                 str(prepared / "idrid"),
                 "--out",
@@ -255,9 +245,9 @@ def test_idrid_scores_the_tiles_of_the_training_images(prepared, encoders, tmp_p
     assert features["query.last.unpooled"].shape == (tiles, 256 * 1 * 1)  # the U-Net at the tile size 16
 
 
-def test_rank_prints_best_first_and_keeps_every_variant(prepared, encoders, unet_run, tmp_path, capsys):
+def test_rank_prints_best_first_and_keeps_every_variant(prepared, encoder_file, unet_run, tmp_path, capsys):
     out = tmp_path / "rank.csv"
-    files = [encoders["unet"], encoders["resnet50_attention_unet"]]
+    files = [encoder_file("unet"), encoder_file("resnet50_attention_unet")]
     assert (
         main(
             [
@@ -340,14 +330,13 @@ def test_unknown_encoder_files_are_refused(prepared, tmp_path, capsys, make, exp
     assert not (tmp_path / "r.parquet").exists()
 
 
-def test_a_dataset_of_one_image_is_refused(prepared, encoders, tmp_path, capsys):
+def test_a_dataset_of_one_image_is_refused(prepared, encoder_file, tmp_path, capsys):
     data = tmp_path / "one"
     shutil.copytree(prepared / "acdc", data)
     index = data / "train" / "index.parquet"
     pd.read_parquet(index).iloc[:1].to_parquet(index, index=False)
-    rc = main(
-        ["robustness", "--encoder", str(encoders["unet"]), "--data", str(data), "--out", str(tmp_path / "r.parquet")]
-    )
+    encoder = encoder_file("unet")
+    rc = main(["robustness", "--encoder", str(encoder), "--data", str(data), "--out", str(tmp_path / "r.parquet")])
     assert rc == 2
     line = _error_line(capsys)
     assert str(index) in line and "at least 2" in line
@@ -368,21 +357,21 @@ def test_nan_features_are_refused(prepared, tmp_path, capsys):
     assert not (tmp_path / "r.parquet").exists()
 
 
-def test_rank_names_the_bad_file(prepared, encoders, tmp_path, capsys):
+def test_rank_names_the_bad_file(prepared, encoder_file, tmp_path, capsys):
     bad = tmp_path / "bad.safetensors"
     _unknown_tensors(bad)
-    rc = main(["rank", "--data", str(prepared / "acdc"), str(encoders["unet"]), str(bad)])
+    rc = main(["rank", "--data", str(prepared / "acdc"), str(encoder_file("unet")), str(bad)])
     assert rc == 2
     assert str(bad) in _error_line(capsys)
 
 
-def test_swin_at_a_size_its_windows_do_not_fit_is_refused(prepared, encoders, tmp_path, capsys):
+def test_swin_at_a_size_its_windows_do_not_fit_is_refused(prepared, encoder_file, tmp_path, capsys):
     # Built at 64 with window 4; at 32 timm clamps the window of the small token grids.
     rc = main(
         [
             "robustness",
             "--encoder",
-            str(encoders["swin_unet"]),
+            str(encoder_file("swin_unet", 64)),
             "--data",
             str(prepared / "acdc"),
             "--out",
@@ -393,15 +382,15 @@ def test_swin_at_a_size_its_windows_do_not_fit_is_refused(prepared, encoders, tm
     )
     assert rc == 2
     line = _error_line(capsys)
-    assert str(encoders["swin_unet"]) in line and "image size 64" in line
+    assert str(encoder_file("swin_unet", 64)) in line and "image size 64" in line
 
 
-def test_missing_dataset_is_refused(encoders, tmp_path, capsys):
+def test_missing_dataset_is_refused(encoder_file, tmp_path, capsys):
     rc = main(
         [
             "robustness",
             "--encoder",
-            str(encoders["unet"]),
+            str(encoder_file("unet")),
             "--data",
             str(tmp_path / "nothing"),
             "--out",
@@ -412,12 +401,12 @@ def test_missing_dataset_is_refused(encoders, tmp_path, capsys):
     assert "dataset.json" in _error_line(capsys)
 
 
-def test_prepared_imagenet_is_refused(prepared, encoders, tmp_path, capsys):
+def test_prepared_imagenet_is_refused(prepared, encoder_file, tmp_path, capsys):
     rc = main(
         [
             "robustness",
             "--encoder",
-            str(encoders["unet"]),
+            str(encoder_file("unet")),
             "--data",
             str(prepared / "imagenet"),
             "--out",
@@ -431,13 +420,13 @@ def test_prepared_imagenet_is_refused(prepared, encoders, tmp_path, capsys):
     assert not (tmp_path / "r.parquet").exists()
 
 
-def test_several_datasets_in_one_process_equal_single_runs(prepared, encoders, unet_run, tmp_path):
+def test_several_datasets_in_one_process_equal_single_runs(prepared, encoder_file, unet_run, tmp_path):
     out = tmp_path / "dataset={dataset}" / "robustness.parquet"
     rc = main(
         [
             "robustness",
             "--encoder",
-            str(encoders["unet"]),
+            str(encoder_file("unet")),
             "--data",
             str(prepared / "covidqu"),
             str(prepared / "acdc"),
@@ -455,8 +444,8 @@ def test_several_datasets_in_one_process_equal_single_runs(prepared, encoders, u
     assert len(pd.read_parquet(tmp_path / "dataset=covidqu" / "robustness.parquet")) == len(unet_run[0])
 
 
-def test_several_datasets_need_the_placeholder_and_all_exist(prepared, encoders, tmp_path, capsys):
-    base = ["robustness", "--encoder", str(encoders["unet"]), "--data", str(prepared / "acdc")]
+def test_several_datasets_need_the_placeholder_and_all_exist(prepared, encoder_file, tmp_path, capsys):
+    base = ["robustness", "--encoder", str(encoder_file("unet")), "--data", str(prepared / "acdc")]
     assert main([*base, str(prepared / "covidqu"), "--out", str(tmp_path / "r.parquet")]) == 2
     assert "r.parquet has no {dataset}, but 2 datasets are scored" in _error_line(capsys)
     # a missing second dataset is refused before the first is scored
@@ -465,13 +454,13 @@ def test_several_datasets_need_the_placeholder_and_all_exist(prepared, encoders,
     assert not (tmp_path / "acdc.parquet").exists()
 
 
-def test_a_folder_as_output_is_refused_before_scoring(prepared, encoders, tmp_path, capsys):
+def test_a_folder_as_output_is_refused_before_scoring(prepared, encoder_file, tmp_path, capsys):
     (tmp_path / "acdc.parquet").mkdir()
     rc = main(
         [
             "robustness",
             "--encoder",
-            str(encoders["unet"]),
+            str(encoder_file("unet")),
             "--data",
             str(prepared / "covidqu"),
             str(prepared / "acdc"),
@@ -499,14 +488,14 @@ def scored(monkeypatch):
 
 
 def test_an_encoder_that_does_not_fit_a_later_dataset_is_refused_before_scoring(
-    prepared, encoders, tmp_path, capsys, scored
+    prepared, encoder_file, tmp_path, capsys, scored
 ):
     # ResNet50 built at 32 fits ACDC at 32 but not the IDRiD tile (16; ResNet50 needs a multiple of 32).
     rc = main(
         [
             "robustness",
             "--encoder",
-            str(encoders["resnet50_attention_unet"]),
+            str(encoder_file("resnet50_attention_unet")),
             "--data",
             str(prepared / "acdc"),
             str(prepared / "idrid"),
@@ -516,27 +505,29 @@ def test_an_encoder_that_does_not_fit_a_later_dataset_is_refused_before_scoring(
     )
     assert rc == 2
     line = _error_line(capsys)
-    assert str(encoders["resnet50_attention_unet"]) in line and "16x16 inputs" in line and "multiple of 32" in line
+    assert str(encoder_file("resnet50_attention_unet")) in line and "16x16 inputs" in line and "multiple of 32" in line
     assert scored == [] and not (tmp_path / "acdc.parquet").exists()
 
 
-def test_rank_checks_every_file_before_scoring(prepared, encoders, tmp_path, capsys, scored):
+def test_rank_checks_every_file_before_scoring(prepared, encoder_file, tmp_path, capsys, scored):
     empty = tmp_path / "empty.safetensors"
     empty.touch()
-    base = ["rank", "--data", str(prepared / "acdc"), str(encoders["unet"]), str(encoders["resnet50_attention_unet"])]
+    files = [str(encoder_file("unet")), str(encoder_file("resnet50_attention_unet"))]
+    base = ["rank", "--data", str(prepared / "acdc"), *files]
     assert main([*base, str(empty)]) == 2
     line = _error_line(capsys)
     assert str(empty) in line and "not a safetensors file" in line
     # a file that cannot load at the dataset's input size (Swin built at 64, scored at 32)
-    assert main([*base, str(encoders["swin_unet"]), "--image-size", "32"]) == 2
+    assert main([*base, str(encoder_file("swin_unet", 64)), "--image-size", "32"]) == 2
     line = _error_line(capsys)
-    assert str(encoders["swin_unet"]) in line and "image size 64" in line
+    assert str(encoder_file("swin_unet", 64)) in line and "image size 64" in line
     assert scored == []
 
 
-def test_rank_checks_its_output_before_scoring(prepared, encoders, tmp_path, capsys, scored):
+def test_rank_checks_its_output_before_scoring(prepared, encoder_file, tmp_path, capsys, scored):
     (tmp_path / "rank.csv").mkdir()
-    rc = main(["rank", "--data", str(prepared / "acdc"), str(encoders["unet"]), "--out", str(tmp_path / "rank.csv")])
+    encoder = encoder_file("unet")
+    rc = main(["rank", "--data", str(prepared / "acdc"), str(encoder), "--out", str(tmp_path / "rank.csv")])
     assert rc == 2
     assert "rank.csv is a folder; give the path of the file to write" in _error_line(capsys)
     assert scored == []
@@ -549,9 +540,9 @@ def _resave(source, target, change_tensors=lambda t: t, change_metadata=lambda m
     save_file(change_tensors(load_file(source)), target, metadata=change_metadata(metadata))
 
 
-def test_integer_weights_are_refused(prepared, encoders, tmp_path, capsys):
+def test_integer_weights_are_refused(prepared, encoder_file, tmp_path, capsys):
     path = tmp_path / "integer.safetensors"
-    _resave(encoders["unet"], path, lambda t: t | {"stem.weight": t["stem.weight"].to(torch.int64)})
+    _resave(encoder_file("unet"), path, lambda t: t | {"stem.weight": t["stem.weight"].to(torch.int64)})
     rc = main(
         ["robustness", "--encoder", str(path), "--data", str(prepared / "acdc"), "--out", str(tmp_path / "r.parquet")]
     )
@@ -561,7 +552,7 @@ def test_integer_weights_are_refused(prepared, encoders, tmp_path, capsys):
     assert not (tmp_path / "r.parquet").exists()
     # Half precision is a float, and BatchNorm's int64 step counters are not weights.
     half = tmp_path / "half.safetensors"
-    _resave(encoders["unet"], half, lambda t: {k: v.half() if v.is_floating_point() else v for k, v in t.items()})
+    _resave(encoder_file("unet"), half, lambda t: {k: v.half() if v.is_floating_point() else v for k, v in t.items()})
     assert "I64" in _dtypes(half).values() and "F16" in _dtypes(half).values()
     assert inspect(half).model == "unet"
 
@@ -582,9 +573,9 @@ def _dtypes(path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("size", ["100000", "8"])
-def test_an_image_size_the_models_do_not_take_is_refused(prepared, encoders, tmp_path, capsys, size):
+def test_an_image_size_the_models_do_not_take_is_refused(prepared, encoder_file, tmp_path, capsys, size):
     path = tmp_path / "encoder.safetensors"
-    _resave(encoders["unet"], path, change_metadata=lambda m: m | {"image_size": size})
+    _resave(encoder_file("unet"), path, change_metadata=lambda m: m | {"image_size": size})
     rc = main(
         ["robustness", "--encoder", str(path), "--data", str(prepared / "acdc"), "--out", str(tmp_path / "r.parquet")]
     )
@@ -593,8 +584,9 @@ def test_an_image_size_the_models_do_not_take_is_refused(prepared, encoders, tmp
     assert str(path) in line and f"records image size {size}; the models take 16 to 4096" in line
 
 
-def test_unknown_metadata_keys_are_ignored(encoders, tmp_path):
+def test_unknown_metadata_keys_are_ignored(encoder_file, tmp_path):
     path = tmp_path / "encoder.safetensors"
-    _resave(encoders["swin_unet"], path, change_metadata=lambda m: m | {"epoch": "0", "seed": "3", "scheme": "scratch"})
+    extra = {"epoch": "0", "seed": "3", "scheme": "scratch"}
+    _resave(encoder_file("swin_unet", 64), path, change_metadata=lambda m: m | extra)
     info = inspect(path)
     assert (info.model, info.width, info.window_size, info.image_size) == ("swin_unet", 0.25, 4, 64)
