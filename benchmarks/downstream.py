@@ -9,8 +9,8 @@ resizing; rotation and flip on the device), with `medseg.downstream.train.Traine
 schedule. The first epoch is a warm-up; the median images/s of the others is printed, with the
 time of the final test-set scoring (`--test` images, every metric including HD95) and the peak
 memory: the process's resident set on a CPU (meaningful per model when one `--model` is given),
-the CUDA allocator's peak on a GPU. Timings depend on the machine: report them with its CPU/GPU,
-thread count and load.
+the CUDA allocator's peak on a GPU. Timings depend on the machine: `--write-docs` records them in
+docs/timings.md with the machine and the command.
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from timings_doc import add_option, machine, publish, table
 
 from medseg.downstream.data import DeviceSplit, Task
-from medseg.downstream.settings import MODES, ModelBuild, Recipe, Run
+from medseg.downstream.settings import ModelBuild, Recipe, Run
 from medseg.downstream.train import Trainer
-from medseg.models import MODEL_NAMES, build_encoder
-from medseg.robustness.encoders import inspect
+from medseg.models import build_encoder
+from medseg.models.encoder_file import inspect
+from medseg.names import MODEL_NAMES, MODES
 from medseg.signals import StopSignals
 
 CLASSES = ["background", "a", "b", "c"]
@@ -59,6 +61,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run, the first a warm-up (default: 3)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    add_option(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
@@ -73,13 +76,17 @@ def main() -> None:
         fake_split("test", args.test, args.image_size, device),
     )
     precision = "bf16 autocast, channels_last" if device.type == "cuda" else "fp32"
-    print(
-        f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}; "
-        f"image {args.image_size}, width {args.width:g}, window {args.window_size}, batch {args.batch}, "
-        f"{args.images} images x {args.epochs} epochs, {precision}"
+    here = machine(torch.__version__, str(device))
+    settings = (
+        f"{torch.get_num_threads()} threads, image {args.image_size}, width {args.width:g}, "
+        f"window {args.window_size}, batch {args.batch}, {args.images} images x {args.epochs} epochs "
+        + ("(median of the epochs after the first)" if args.epochs > 1 else "(no warm-up epoch)")
+        + f", {args.test} test images, {precision}"
     )
+    print(f"torch {torch.__version__}, {device}, load {os.getloadavg()[0]:.1f}; {settings}")
     memory = "peak GPU (GiB)" if device.type == "cuda" else "peak RSS (MB)"
     print(f"{'model':<26}{'mode':<9}{'images/s':>10}{'test s':>8}{memory:>16}")
+    rows = []
     with tempfile.TemporaryDirectory() as folder:
         for name in args.model or MODEL_NAMES:
             encoder = Path(folder) / f"{name}.safetensors"
@@ -103,7 +110,11 @@ def main() -> None:
                     peak = torch.cuda.max_memory_allocated(device) / 2**30
                 else:
                     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-                print(f"{name:<26}{mode:<9}{rate:>10.1f}{test_seconds:>8.2f}{peak:>16.2f}", flush=True)
+                rows.append([f"`{name}`", mode, f"{rate:.1f}", f"{test_seconds:.2f}", f"{peak:.2f}"])
+                print(f"{name:<26}{mode:<9}{rows[-1][2]:>10}{rows[-1][3]:>8}{rows[-1][4]:>16}", flush=True)
+    if args.write_docs:
+        header = ["model", "mode", "training images/s", "final test scoring (s)", f"{memory} so far"]
+        publish(here, settings, table(header, rows))
 
 
 if __name__ == "__main__":

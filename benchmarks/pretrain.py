@@ -7,8 +7,8 @@ Writes the demo ImageNet (400 training JPEGs, 10 classes) to a temporary folder,
 model from its seeded scratch encoder with config/demo.yaml's recipe, and prints the training
 images/s (data loading, augmentation, forward, backward, optimizer; validation excluded) and the
 epoch time with validation, as the history records them, plus the peak resident memory of this
-process and the private (unshared) memory of its loader workers. Report the numbers with the
-machine and thread count.
+process and the private (unshared) memory of its loader workers. `--write-docs` records them in
+docs/timings.md with the machine and the command.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 import yaml
+from timings_doc import add_option, machine, publish, table
 
 from medseg.data.imagenet import prepare_imagenet
 from medseg.models import build_encoder
+from medseg.names import PRETRAIN_SCHEMES
 from medseg.pretrain import loop
 from medseg.pretrain.distributed import Context
 from medseg.pretrain.settings import Job, Settings
@@ -71,18 +73,21 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--model", action="append", help="only this model (repeatable)")
-    parser.add_argument(
-        "--scheme", action="append", choices=("simple", "advanced"), help="only this scheme (repeatable)"
-    )
+    parser.add_argument("--scheme", action="append", choices=PRETRAIN_SCHEMES, help="only this scheme (repeatable)")
+    add_option(parser)
     args = parser.parse_args()
     config = yaml.safe_load(args.config.read_text())
     models, pretraining = config["models"], config["pretraining"]
     planned = max(pretraining["checkpoints"])
-    print(
-        f"torch {torch.__version__}, {args.threads} thread(s), {args.workers} loader worker(s), image "
-        f"{models['image_size']}, width {models['width']:g}, {args.epochs} epoch(s) of the {planned}-epoch demo schedule"
+    here = machine(torch.__version__, "cpu")  # Context() below: one process on the CPU
+    setup = (
+        f"{args.threads} thread(s), {args.workers} loader worker(s), image {models['image_size']}, "
+        f"width {models['width']:g}, {args.epochs} epoch(s) of the {planned}-epoch schedule of "
+        f"{args.config.name}, mean over the epochs"
     )
+    print(f"torch {torch.__version__}; {setup}")
     print(f"{'model':<26}{'scheme':<10}{'images/s':>10}{'s/epoch':>10}")
+    rows = []
     workers = WorkerMemory()
     workers.start()
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,7 +98,7 @@ def main() -> None:
             start = tmp / model / "scratch.safetensors"
             encoder = build_encoder(model, models["image_size"], models["width"], models["window_size"], models["seed"])
             save_scratch(encoder, start, models["seed"])
-            for scheme in args.scheme or ("simple", "advanced"):
+            for scheme in args.scheme or PRETRAIN_SCHEMES:
                 recipe = pretraining[scheme][model]
                 settings = Settings(
                     model,
@@ -114,15 +119,20 @@ def main() -> None:
                 out = tmp / model / scheme
                 loop.run(Job(settings, args.epochs, start, tmp / "imagenet", out, out / "history.parquet"), Context())
                 history = pd.read_parquet(out / "history.parquet")
-                print(
-                    f"{model:<26}{scheme:<10}{history['images_per_s'].mean():>10.1f}{history['seconds'].mean():>10.1f}"
+                rows.append(
+                    [f"`{model}`", scheme, f"{history['images_per_s'].mean():.1f}", f"{history['seconds'].mean():.1f}"]
                 )
+                print(f"{model:<26}{scheme:<10}{rows[-1][2]:>10}{rows[-1][3]:>10}")
     workers.stopped.set()
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"peak resident memory of the training process {own:.0f} MiB; "
-        f"largest private memory of a loader worker {workers.peak:.0f} MiB"
+    memory = (
+        f"Peak resident memory of the training process {own:.0f} MiB; "
+        f"largest private memory of a loader worker {workers.peak:.0f} MiB."
     )
+    print(memory)
+    if args.write_docs:
+        body = table(["model", "scheme", "training images/s", "s per epoch (with validation)"], rows)
+        publish(here, setup, f"{body}\n\n{memory}")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ Scores random grey images (stored at the input size, so no resizing) with a fres
 encoder through `medseg.robustness.score.score_encoder`, the code `medseg robustness` runs: reading
 the windows, jitter, normalisation, two forward passes per image, all distances. Prints the median
 images/s over `--repeats` runs after one warm-up run, and the process's peak resident memory
-(meaningful per model when one `--model` is given). Timings depend on the machine: report them
-with its CPU/GPU, thread count and load.
+(meaningful per model when one `--model` is given). Timings depend on the machine: `--write-docs`
+records them in docs/timings.md with the machine and the command.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ import statistics
 import numpy as np
 import pandas as pd
 import torch
+from timings_doc import add_option, machine, publish, table
 
 from medseg.data.store import Split
-from medseg.models import MODEL_NAMES, build_encoder
+from medseg.models import build_encoder
+from medseg.names import MODEL_NAMES
 from medseg.robustness.score import score_encoder
 
 
@@ -45,17 +47,21 @@ def main() -> None:
         "--repeats", type=int, default=3, help="timed runs after one warm-up run; 0: the warm-up run only"
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    add_option(parser)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    here = machine(torch.__version__, device)
     split, windows = fake_split(args.images, args.image_size)
-    print(
-        f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}; "
-        f"image {args.image_size}, width {args.width:g}, window {args.window_size}, batch {args.batch}, "
-        f"{args.images} images, fp32"
+    settings = (
+        f"{torch.get_num_threads()} threads, image {args.image_size}, width {args.width:g}, "
+        f"window {args.window_size}, batch {args.batch}, {args.images} images, fp32, "
+        + (f"median of {args.repeats} run(s) after a warm-up run" if args.repeats else "the warm-up run only")
     )
+    print(f"torch {torch.__version__}, {device}, load {os.getloadavg()[0]:.1f}; {settings}")
     print(f"{'model':<26}{'images/s':>10}{'peak RSS (MB)':>15}")
+    rows = []
     for name in args.model or MODEL_NAMES:
         encoder = build_encoder(name, args.image_size, args.width, args.window_size)
         rates = []
@@ -63,7 +69,10 @@ def main() -> None:
             scores = score_encoder(encoder, split, windows, args.image_size, 1.0, batch=args.batch, device=device)
             rates.append(args.images / scores.seconds)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"{name:<26}{statistics.median(rates[1:] or rates):>10.1f}{peak:>15.0f}")
+        rows.append([f"`{name}`", f"{statistics.median(rates[1:] or rates):.1f}", f"{peak:.0f}"])
+        print(f"{name:<26}{rows[-1][1]:>10}{rows[-1][2]:>15}")
+    if args.write_docs:
+        publish(here, settings, table(["model", "images/s", "peak RSS of the process so far (MB)"], rows))
 
 
 if __name__ == "__main__":

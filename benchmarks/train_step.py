@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/train_step.py --image-size 224 --width 1 --window-size 7 --batch 1
 
 Prints the median over `--repeats` steps after one warm-up step, for full and decoder-only
-training. Timings depend on the machine: report them with its CPU/GPU and thread count.
+training. Timings depend on the machine: `--write-docs` records them in docs/timings.md with the
+machine and the command.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import statistics
 import time
 
 import torch
+from timings_doc import add_option, machine, publish, table
 
-from medseg.models import MODEL_NAMES, build_model
+from medseg.models import build_model
+from medseg.names import MODEL_NAMES
 
 
 def step_seconds(name: str, args: argparse.Namespace, frozen: bool) -> float:
@@ -44,16 +47,24 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--classes", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
+    add_option(parser)
     args = parser.parse_args()
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, image {args.image_size}, "
-        f"width {args.width:g}, window {args.window_size}, batch {args.batch}"
+    here = machine(torch.__version__, "cpu")
+    settings = (
+        f"{torch.get_num_threads()} threads, image {args.image_size}, width {args.width:g}, "
+        f"window {args.window_size}, batch {args.batch}, {args.classes} classes, fp32, "
+        f"median of {args.repeats} steps after a warm-up step"
     )
+    print(f"torch {torch.__version__}; {settings}")
     print(f"{'model':<26}{'full (s)':>10}{'decoder (s)':>13}")
+    rows = []
     for name in MODEL_NAMES:
         full = step_seconds(name, args, frozen=False)
         decoder = step_seconds(name, args, frozen=True)
-        print(f"{name:<26}{full:>10.3f}{decoder:>13.3f}")
+        rows.append([f"`{name}`", f"{full:.3f}", f"{decoder:.3f}"])
+        print(f"{name:<26}{rows[-1][1]:>10}{rows[-1][2]:>13}")
+    if args.write_docs:
+        publish(here, settings, table(["model", "full (s per step)", "decoder (s per step)"], rows))
 
 
 if __name__ == "__main__":
