@@ -16,6 +16,7 @@ import argparse
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -98,7 +99,11 @@ def main() -> None:
     rows = [[f"`make {step.target}`", minutes(step.seconds), notes[step.target]] for step in steps]
     if args.write_docs:
         settings = f"a fresh clone of the committed HEAD, {' '.join(make_vars)}, the steps in this order"
-        publish(here, settings, table(["step", "wall time", "what it did"], rows))
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True, text=True)
+        # --keep changes nothing measured, so it does not name a section of its own.
+        argv = [arg for arg in sys.argv if arg != "--keep"]
+        body = table(["step", "wall time", "what it did"], rows)
+        publish(here, settings, body, argv, commit=f"commit {commit.stdout.strip()}")
     if args.keep:
         print(f"kept {folder}")
     else:

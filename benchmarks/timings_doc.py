@@ -92,10 +92,10 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def section(name: str, machine_line: str, settings: str, body: str) -> str:
-    """The text of a section: what ran, where and when, then the results."""
+def section(name: str, machine_line: str, settings: str, body: str, commit: str | None = None) -> str:
+    """The text of a section: what ran, where and when (`commit`: what was measured, else this tree), the results."""
     return (
-        f"`{name}` on {datetime.date.today().isoformat()} ({revision()}).\n"
+        f"`{name}` on {datetime.date.today().isoformat()} ({commit or revision()}).\n"
         f"Machine: {machine_line}.\nSettings: {settings}.\n\n{body.strip()}\n"
     )
 
@@ -113,8 +113,15 @@ def replace_section(page: str, name: str, text: str) -> str:
     return "".join(lines[: begin + 1]) + text.rstrip("\n") + "\n" + "".join(lines[end:])
 
 
-def publish(machine_line: str, settings: str, body: str, argv: Sequence[str] | None = None, doc: Path = DOC) -> None:
+def publish(
+    machine_line: str,
+    settings: str,
+    body: str,
+    argv: Sequence[str] | None = None,
+    doc: Path = DOC,
+    commit: str | None = None,
+) -> None:
     """Write `body` into `doc` as the section of the command that ran, and say where."""
     name = command(argv)
-    doc.write_text(replace_section(doc.read_text(), name, section(name, machine_line, settings, body)))
+    doc.write_text(replace_section(doc.read_text(), name, section(name, machine_line, settings, body, commit)))
     print(f"wrote the section <!-- {name} --> of {doc}")

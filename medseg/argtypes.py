@@ -1,4 +1,5 @@
-"""Argument types for the `medseg` subcommands, with the same limits as the config schema.
+"""Argument types for the `medseg` subcommands, with the same limits as the config schema, and the
+options several subcommands share.
 
 tests/test_cli_limits.py checks every limit here against workflow/schemas/config.schema.yaml.
 """
@@ -8,6 +9,8 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable
+
+from medseg import paper
 
 # Smallest image side a preparer writes (the schema's `size` and `resize` minimum).
 MIN_IMAGE_SIDE = 8
@@ -93,3 +96,26 @@ def class_name(text: str) -> str:
 
 
 class_count = int_at_least(MIN_CLASSES)
+
+
+def add_model_size_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--image-size, --width and --window-size of the models, with the paper's values as defaults."""
+    parser.add_argument(
+        "--image-size",
+        type=model_image_size,
+        default=paper.IMAGE_SIZE,
+        help=f"square input size in pixels, {MIN_MODEL_IMAGE_SIZE} to {MAX_MODEL_IMAGE_SIZE} (default: {paper.IMAGE_SIZE})",
+    )
+    parser.add_argument(
+        "--width",
+        type=positive_float,
+        default=paper.WIDTH,
+        help="width multiplier, 1 = the paper's: U-Net base width 64*w, ResNet stage widths *w, Swin embed dim "
+        f"96*w (default: {paper.WIDTH:g})",
+    )
+    parser.add_argument(
+        "--window-size",
+        type=positive_int,
+        default=paper.WINDOW_SIZE,
+        help=f"Swin attention window; ignored by the other models (default: {paper.WINDOW_SIZE})",
+    )

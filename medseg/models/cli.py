@@ -5,15 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from medseg import paper
 from medseg.argtypes import (
-    MAX_MODEL_IMAGE_SIZE,
     MIN_CLASSES,
-    MIN_MODEL_IMAGE_SIZE,
+    add_model_size_options,
     class_count,
-    model_image_size,
-    positive_float,
-    positive_int,
 )
 from medseg.names import MODEL_NAMES
 
@@ -28,24 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="List the segmentation models with parameter counts (encoder, decoder, total) "
         "and the shapes of their encoder levels at a given image size.",
     )
-    parser.add_argument(
-        "--image-size",
-        type=model_image_size,
-        default=paper.IMAGE_SIZE,
-        help=f"square input size in pixels, {MIN_MODEL_IMAGE_SIZE} to {MAX_MODEL_IMAGE_SIZE} (default: {paper.IMAGE_SIZE})",
-    )
-    parser.add_argument(
-        "--width",
-        type=positive_float,
-        default=paper.WIDTH,
-        help=f"width multiplier: U-Net base width 64*w, ResNet stage widths *w, Swin embed dim 96*w (default: {paper.WIDTH:g})",
-    )
-    parser.add_argument(
-        "--window-size",
-        type=positive_int,
-        default=paper.WINDOW_SIZE,
-        help=f"Swin attention window (default: {paper.WINDOW_SIZE})",
-    )
+    add_model_size_options(parser)
     parser.add_argument(
         "--classes",
         type=class_count,

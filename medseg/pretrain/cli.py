@@ -7,9 +7,7 @@ from pathlib import Path
 
 from medseg import paper
 from medseg.argtypes import (
-    MAX_MODEL_IMAGE_SIZE,
-    MIN_MODEL_IMAGE_SIZE,
-    model_image_size,
+    add_model_size_options,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -18,26 +16,23 @@ from medseg.argtypes import (
 from medseg.names import MODEL_NAMES, PRETRAIN_SCHEMES
 
 
+def _paper_default(key: str) -> str:
+    """`default: the paper's, simple 4096; advanced 4096 for unet, ... 1024 for swin_unet` for a recipe key."""
+    parts = []
+    for scheme in PRETRAIN_SCHEMES:
+        models_of: dict[str, list[str]] = {}
+        for model in MODEL_NAMES:
+            models_of.setdefault(f"{paper.pretraining_recipe(scheme, model)[key]:g}", []).append(model)
+        if len(models_of) == 1:
+            parts.append(f"{scheme} {next(iter(models_of))}")
+        else:
+            parts.append(f"{scheme} " + ", ".join(f"{value} for {' and '.join(m)}" for value, m in models_of.items()))
+    return "default: the paper's, " + "; ".join(parts)
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", choices=MODEL_NAMES, required=True, help="which model's encoder")
-    parser.add_argument(
-        "--image-size",
-        type=model_image_size,
-        default=paper.IMAGE_SIZE,
-        help=f"square input size in pixels, {MIN_MODEL_IMAGE_SIZE} to {MAX_MODEL_IMAGE_SIZE} (default: {paper.IMAGE_SIZE})",
-    )
-    parser.add_argument(
-        "--width",
-        type=positive_float,
-        default=paper.WIDTH,
-        help=f"width multiplier of the encoder, 1 = the paper's (default: {paper.WIDTH:g})",
-    )
-    parser.add_argument(
-        "--window-size",
-        type=positive_int,
-        default=paper.WINDOW_SIZE,
-        help=f"Swin attention window; ignored by the other models (default: {paper.WINDOW_SIZE})",
-    )
+    add_model_size_options(parser)
     parser.add_argument(
         "--seed",
         type=non_negative_int,
@@ -109,20 +104,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="length of the whole pretraining (the last checkpoint); the cosine schedule ends there",
     )
     recipe.add_argument(
-        "--batch", type=positive_int, help="effective batch per optimizer update (paper: 4096; advanced Swin 1024)"
+        "--batch", type=positive_int, help=f"effective batch per optimizer update ({_paper_default('batch')})"
     )
     recipe.add_argument(
-        "--base-lr", type=positive_float, help="learning rate at --base-lr-batch (paper: simple 0.004, advanced 0.001)"
+        "--base-lr", type=positive_float, help=f"learning rate at --base-lr-batch ({_paper_default('base_lr')})"
     )
     recipe.add_argument(
         "--base-lr-batch",
         type=positive_int,
-        help="batch that --base-lr refers to; the run uses base-lr x batch / base-lr-batch (paper: simple 4096, advanced 1024)",
+        help="batch that --base-lr refers to; the run uses base-lr x batch / base-lr-batch "
+        f"({_paper_default('base_lr_batch')})",
     )
     recipe.add_argument(
         "--warmup-epochs",
         type=non_negative_int,
-        help="linear warmup length (paper: simple 5 for unet, 20 for the others; advanced 20)",
+        help=f"linear warmup length in epochs ({_paper_default('warmup_epochs')})",
     )
     recipe.add_argument(
         "--micro-batch",
