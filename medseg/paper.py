@@ -4,6 +4,21 @@ No imports, no torch: `workflow/rules/common.smk` fills the config keys a user l
 `CONFIG_DEFAULTS`, so `config/config.yaml` (the paper's experiment) does not repeat them.
 """
 
+# Preparation (§5.2): ACDC and COVID-QU-Ex as square images (a folder dataset too, by default);
+# IDRiD resized, cut into overlapping training windows and test tiles that partition each image.
+PREPARED_SIZE = 256
+IDRID_RESIZE = (1120, 2240)
+IDRID_WINDOW = 448
+IDRID_STRIDE = 112
+IDRID_TILE = 224
+PREPARATION = {
+    "acdc": {"size": PREPARED_SIZE},
+    "covidqu": {"size": PREPARED_SIZE},
+    "folder": {"size": PREPARED_SIZE},
+    "idrid": {"resize": list(IDRID_RESIZE), "window": IDRID_WINDOW, "stride": IDRID_STRIDE, "tile": IDRID_TILE},
+}
+"""The settings of a config dataset (`datasets.<name>`) that default to the paper's, by dataset type."""
+
 # Models (§5.1, Appendix A.1): 224 x 224 inputs, the published widths, Swin-T's window.
 IMAGE_SIZE = 224
 WIDTH = 1.0

@@ -145,10 +145,22 @@ def test_left_out_keys_take_the_papers_values(tmp_path):
         },
         "downstream": {},
     }
+    config["datasets"] = {
+        name: {key: dataset[key] for key in ("type", "raw")} for name, dataset in TINY_CONFIG["datasets"].items()
+    }
     dry = snakemake(tmp_path, write_config(tmp_path / "paper.yaml", config), "-n", "-p")
     assert dry.returncode == 0, dry.stdout
     model = f"--image-size {paper.IMAGE_SIZE} --width {paper.WIDTH} --seed 0 --window-size {paper.WINDOW_SIZE} "
     assert f"medseg init --model swin_unet {model}" in dry.stdout
+    assert (
+        f"medseg prepare acdc --raw results/raw/acdc --out results/data/acdc --size {paper.PREPARED_SIZE} "
+        in dry.stdout
+    )
+    idrid = paper.PREPARATION["idrid"]
+    assert (
+        f" --resize {' '.join(map(str, idrid['resize']))} --window {idrid['window']} --stride {idrid['stride']}"
+        f" --tile {idrid['tile']} "
+    ) in dry.stdout
     for scheme in names.PRETRAIN_SCHEMES:
         values = paper.pretraining_recipe(scheme, "swin_unet")
         assert (

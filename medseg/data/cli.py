@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from medseg import paper
 from medseg.argtypes import MIN_IMAGE_SIDE, class_name, image_side, positive_int
 
 
@@ -33,8 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     acdc.add_argument(
         "--size",
         type=image_side,
-        default=256,
-        help=f"side of the square slices, at least {MIN_IMAGE_SIDE} (default 256)",
+        default=paper.PREPARED_SIZE,
+        help=f"side of the square slices, at least {MIN_IMAGE_SIDE} (default {paper.PREPARED_SIZE})",
     )
     acdc.set_defaults(run=run_acdc)
 
@@ -42,8 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     covid.add_argument(
         "--size",
         type=image_side,
-        default=256,
-        help=f"side of the square images, at least {MIN_IMAGE_SIDE} (default 256)",
+        default=paper.PREPARED_SIZE,
+        help=f"side of the square images, at least {MIN_IMAGE_SIDE} (default {paper.PREPARED_SIZE})",
     )
     covid.set_defaults(run=run_covidqu)
 
@@ -56,17 +57,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--resize",
         type=image_side,
         nargs=2,
-        default=[1120, 2240],
+        default=list(paper.IDRID_RESIZE),
         metavar=("H", "W"),
-        help="size the images are resized to (default 1120 2240)",
+        help="size the images are resized to (default {} {})".format(*paper.IDRID_RESIZE),
     )
-    idrid.add_argument("--window", type=positive_int, default=448, help="training window side (default 448)")
-    idrid.add_argument("--stride", type=positive_int, default=112, help="training window stride (default 112)")
+    idrid.add_argument(
+        "--window",
+        type=positive_int,
+        default=paper.IDRID_WINDOW,
+        help=f"training window side (default {paper.IDRID_WINDOW})",
+    )
+    idrid.add_argument(
+        "--stride",
+        type=positive_int,
+        default=paper.IDRID_STRIDE,
+        help=f"training window stride (default {paper.IDRID_STRIDE})",
+    )
     idrid.add_argument(
         "--tile",
         type=positive_int,
-        default=224,
-        help="side of the equal test tiles partitioning each image (default 224: 50 tiles)",
+        default=paper.IDRID_TILE,
+        help=f"side of the equal test tiles partitioning each image (default {paper.IDRID_TILE}: 50 tiles)",
     )
     idrid.set_defaults(run=run_idrid)
 
@@ -104,8 +115,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     folder.add_argument(
         "--size",
         type=image_side,
-        default=256,
-        help=f"side of the square images, at least {MIN_IMAGE_SIDE} (default 256)",
+        default=paper.PREPARED_SIZE,
+        help=f"side of the square images, at least {MIN_IMAGE_SIDE} (default {paper.PREPARED_SIZE})",
     )
     folder.set_defaults(run=run_folder)
 

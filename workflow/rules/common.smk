@@ -16,6 +16,9 @@ def fill_paper_values(config):
     for section, values in paper.CONFIG_DEFAULTS.items():
         for key, value in values.items():
             config[section].setdefault(key, copy.deepcopy(value))
+    for dataset in config["datasets"].values():
+        for key, value in paper.PREPARATION[dataset["type"]].items():
+            dataset.setdefault(key, copy.deepcopy(value))
     config["models"].setdefault("names", list(names.MODEL_NAMES))
     config["pretraining"].setdefault("checkpoints", list(paper.CHECKPOINTS))
     for scheme in names.PRETRAIN_SCHEMES:
