@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 from timings_doc import add_option, machine, publish, table
 
+from medseg.argtypes import model_image_size, positive_float, positive_int, segmentation_batch
 from medseg.downstream.data import DeviceSplit, Task
 from medseg.downstream.settings import ModelBuild, Recipe, Run
 from medseg.downstream.train import Trainer
@@ -52,14 +53,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=MODEL_NAMES, action="append", help="only this model (repeatable)")
     parser.add_argument("--mode", choices=MODES, action="append", help="only this mode (repeatable)")
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--width", type=float, default=0.25)
-    parser.add_argument("--window-size", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=24)
-    parser.add_argument("--images", type=int, default=96, help="training images per epoch (default: 96, 4 steps)")
-    parser.add_argument("--test", type=int, default=48, help="test images scored at the end (default: 48)")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per run, the first a warm-up (default: 3)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--image-size", type=model_image_size, default=64)
+    parser.add_argument("--width", type=positive_float, default=0.25)
+    parser.add_argument("--window-size", type=positive_int, default=4)
+    parser.add_argument("--batch", type=segmentation_batch, default=24)
+    parser.add_argument(
+        "--images", type=positive_int, default=96, help="training images per epoch (default: 96, 4 steps)"
+    )
+    parser.add_argument("--test", type=positive_int, default=48, help="test images scored at the end (default: 48)")
+    parser.add_argument(
+        "--epochs", type=positive_int, default=3, help="epochs per run, the first a warm-up (default: 3)"
+    )
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     add_option(parser)
     args = parser.parse_args()

@@ -25,6 +25,7 @@ import torch
 import yaml
 from timings_doc import add_option, machine, publish, table
 
+from medseg.argtypes import non_negative_int, positive_int
 from medseg.data.imagenet import prepare_imagenet
 from medseg.models import build_encoder
 from medseg.names import PRETRAIN_SCHEMES
@@ -69,9 +70,9 @@ class WorkerMemory(threading.Thread):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=REPO / "config" / "demo.yaml")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--threads", type=positive_int, default=1)
+    parser.add_argument("--workers", type=non_negative_int, default=0)
+    parser.add_argument("--epochs", type=positive_int, default=1)
     parser.add_argument("--model", action="append", help="only this model (repeatable)")
     parser.add_argument("--scheme", action="append", choices=PRETRAIN_SCHEMES, help="only this scheme (repeatable)")
     add_option(parser)

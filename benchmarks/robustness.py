@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from timings_doc import add_option, machine, publish, table
 
+from medseg.argtypes import model_image_size, positive_float, positive_int
 from medseg.data.store import Split
 from medseg.models import build_encoder
 from medseg.names import MODEL_NAMES
@@ -38,15 +39,15 @@ def fake_split(n: int, size: int) -> tuple[Split, pd.DataFrame]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=MODEL_NAMES, action="append", help="only this model (repeatable)")
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--width", type=float, default=0.25)
-    parser.add_argument("--window-size", type=int, default=4)
-    parser.add_argument("--images", type=int, default=256, help="images scored per run (default: 256)")
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--image-size", type=model_image_size, default=64)
+    parser.add_argument("--width", type=positive_float, default=0.25)
+    parser.add_argument("--window-size", type=positive_int, default=4)
+    parser.add_argument("--images", type=positive_int, default=256, help="images scored per run (default: 256)")
+    parser.add_argument("--batch", type=positive_int, default=32)
     parser.add_argument(
         "--repeats", type=int, default=3, help="timed runs after one warm-up run; 0: the warm-up run only"
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
     add_option(parser)
     args = parser.parse_args()
     if args.threads:

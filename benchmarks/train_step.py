@@ -17,6 +17,7 @@ import time
 import torch
 from timings_doc import add_option, machine, publish, table
 
+from medseg.argtypes import class_count, model_image_size, positive_float, positive_int
 from medseg.models import build_model
 from medseg.names import MODEL_NAMES
 
@@ -41,12 +42,12 @@ def step_seconds(name: str, args: argparse.Namespace, frozen: bool) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--width", type=float, default=0.25)
-    parser.add_argument("--window-size", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--classes", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--image-size", type=model_image_size, default=64)
+    parser.add_argument("--width", type=positive_float, default=0.25)
+    parser.add_argument("--window-size", type=positive_int, default=4)
+    parser.add_argument("--batch", type=positive_int, default=8)
+    parser.add_argument("--classes", type=class_count, default=4)
+    parser.add_argument("--repeats", type=positive_int, default=5)
     add_option(parser)
     args = parser.parse_args()
     here = machine(torch.__version__, "cpu")
