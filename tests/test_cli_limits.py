@@ -69,6 +69,7 @@ def test_models_command_refuses_impossible_values():
 
 MODELS = SCHEMA["properties"]["models"]["properties"]
 RECIPE = SCHEMA["$defs"]["recipe"]["properties"]
+CHECKPOINT_MINIMUM = SCHEMA["properties"]["pretraining"]["properties"]["checkpoints"]["items"]["minimum"]
 PRETRAIN = [
     "pretrain",
     "--model",
@@ -96,6 +97,8 @@ PRETRAIN = [
         (MODELS["image_size"]["minimum"], "--image-size"),
         (MODELS["window_size"]["minimum"], "--window-size"),
         (MODELS["seed"]["minimum"], "--seed"),
+        (CHECKPOINT_MINIMUM, "--epoch"),
+        (CHECKPOINT_MINIMUM, "--planned-epochs"),
         (RECIPE["batch"]["minimum"], "--batch"),
         (RECIPE["micro_batch"]["minimum"], "--micro-batch"),
         (RECIPE["base_lr_batch"]["minimum"], "--base-lr-batch"),
