@@ -1,4 +1,4 @@
-"""Tests of the robustness computation: distances, hinge and margins, derangement, streaming pairs."""
+"""Tests of the robustness computation: distances, hinge and margins, derangement, streaming pairs, RankMe."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from medseg.robustness.distances import correlation, cosine, hinge, l2, robustness
 from medseg.robustness.features import REPRESENTATIONS
-from medseg.robustness.score import _NegativePairs, cycle_order, derangement
+from medseg.robustness.score import RANKME_EPS, _NegativePairs, cycle_order, derangement, rankme
 
 # Two images: row 0 has its positive much closer than its negative, row 1 the reverse.
 Q = torch.tensor([[1.0, 2.0, 2.0], [1.0, 0.0, 0.0]])
@@ -117,3 +117,39 @@ def test_negative_pairs_are_complete_in_any_order(batch, ordering):
             assert pairs.held <= 2  # a query waiting for the next batch, a cycle's first key
     assert pairs.held == 0
     assert found == {i: (i, int(negative[i])) for i in range(n)}
+
+
+def _orthogonal(n: int, seed: int) -> np.ndarray:
+    return np.linalg.qr(np.random.default_rng(seed).normal(size=(n, n)))[0]
+
+
+def test_rankme_of_singular_values_3_and_1_by_hand():
+    # p = (0.75, 0.25): exp(-(0.75 ln 0.75 + 0.25 ln 0.25)) = (4/3)^0.75 * 4^0.25 = 1.75476...
+    expected = (4 / 3) ** 0.75 * 4**0.25
+    assert expected == pytest.approx(1.754765, abs=1e-6)
+    assert rankme(np.diag([3.0, 1.0])) == pytest.approx(expected, rel=1e-6)
+    p = np.array([0.75, 0.25]) + RANKME_EPS  # the paper's epsilon, exactly
+    assert rankme(np.diag([3.0, 1.0])) == pytest.approx(np.exp(-np.sum(p * np.log(p))), rel=1e-14)
+    # Only the singular values count: rotated on both sides, padded with zero rows, transposed, float32.
+    z = _orthogonal(5, 0)[:, :2] @ np.diag([3.0, 1.0]) @ _orthogonal(2, 1).T
+    for same in (z, z.T, np.vstack([z, np.zeros((3, 2))]), z.astype(np.float32)):
+        assert rankme(same) == pytest.approx(expected, rel=1e-6)
+
+
+def test_rankme_of_rank_one_is_one_and_not_centred():
+    u, v = np.arange(1.0, 11.0), np.array([1.0, -2.0, 0.5, 3.0, 1.0, 2.0])
+    # p = (1 + eps, eps x 5): exp(-(1 + eps) ln(1 + eps) + 5 eps ln(1/eps)) = 1 + 7.96e-6.
+    eps = RANKME_EPS
+    expected = np.exp(-(1 + eps) * np.log1p(eps) + 5 * eps * np.log(1 / eps))
+    assert expected == pytest.approx(1 + 7.96e-6, abs=1e-8)
+    assert rankme(np.outer(u, v)) == pytest.approx(expected, abs=1e-12)
+    # A constant matrix is rank one as it stands; centring would leave nothing.
+    assert rankme(np.full((8, 4), 2.5)) == pytest.approx(1.0, abs=1e-5)
+    assert rankme(np.zeros((4, 3))) == 0.0
+
+
+@pytest.mark.parametrize("n", [2, 7, 32])
+def test_rankme_of_an_orthogonal_matrix_is_its_size(n):
+    assert rankme(4.0 * _orthogonal(n, n)) == pytest.approx(n, rel=1e-5)
+    # N < D: min(N, D) equal singular values.
+    assert rankme(_orthogonal(n + 3, n)[:n]) == pytest.approx(n, rel=1e-5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 
@@ -22,7 +23,7 @@ from medseg.names import POOLINGS
 from medseg.robustness import score as score_module
 from medseg.robustness.distances import DISTANCES, robustness
 from medseg.robustness.features import representations
-from medseg.robustness.score import COLUMNS, jitter_factors, open_dataset, score_file
+from medseg.robustness.score import COLUMNS, RANKME_COLUMNS, jitter_factors, open_dataset, rankme, score_file
 
 LEVELS = ("last", "second_to_last")
 N_ACDC = 30  # training slices of the tiny ACDC
@@ -442,6 +443,71 @@ def test_several_datasets_in_one_process_equal_single_runs(prepared, encoder_fil
         unet_run[0].drop(columns="seconds"),
     )
     assert len(pd.read_parquet(tmp_path / "dataset=covidqu" / "robustness.parquet")) == len(unet_run[0])
+
+
+def test_rankme_is_written_and_leaves_robustness_unchanged(prepared, encoder_file, unet_run, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    out, ranks = tmp_path / "robustness" / "{dataset}.parquet", tmp_path / "rankme" / "{dataset}.parquet"
+    datasets = [str(prepared / "covidqu"), str(prepared / "acdc")]
+    base = ["robustness", "--encoder", str(encoder_file("unet")), "--data", *datasets, "--batch", "8"]
+    assert main([*base, "--out", str(out), "--rankme", str(ranks)]) == 0
+    table = pd.read_parquet(tmp_path / "rankme" / "acdc.parquet")
+    assert list(table.columns) == RANKME_COLUMNS and list(table.level) == list(LEVELS)
+    encoder = build_encoder("unet", 32, 0.25)
+    channels = [encoder.levels[encoder.level_index(level)].channels for level in LEVELS]
+    assert list(table.n_features) == channels and (table.n_images == N_ACDC).all()
+    assert table.n_images.dtype == np.int64 and table.n_features.dtype == np.int64
+    assert ((table.rankme >= 1) & (table.rankme <= np.minimum(N_ACDC, table.n_features))).all()
+    assert (table.seconds > 0).all() and table.seconds.nunique() == 1
+    # The values are RankMe of the pooled features of the unjittered samples, in one batch here.
+    split, windows = open_split(prepared / "acdc" / "train"), scoring_windows(prepared / "acdc", "train")
+    pixels = to_pixels(read_windows(split, windows), 32, 1.0)
+    features = representations(load(inspect(encoder_file("unet")), 32), normalise(pixels))
+    expected = [rankme(features[(level, "pooled")].numpy()) for level in LEVELS]
+    np.testing.assert_allclose(table.rankme, expected, rtol=1e-5)
+    assert len(pd.read_parquet(tmp_path / "rankme" / "covidqu.parquet")) == len(LEVELS)
+    # The third pass changes no robustness value.
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "robustness" / "acdc.parquet").drop(columns="seconds"),
+        unet_run[0].drop(columns="seconds"),
+    )
+    cost = r"rankme: [\d.]+ s for 30 images \(\d+ % of the [\d.]+ s of the two robustness passes\)"
+    assert re.search(cost, caplog.text), caplog.text
+
+
+def test_rankme_needs_the_placeholder_and_its_own_file(prepared, encoder_file, tmp_path, capsys, scored):
+    base = ["robustness", "--encoder", str(encoder_file("unet")), "--data", str(prepared / "acdc")]
+    out = str(tmp_path / "{dataset}.parquet")
+    assert main([*base, str(prepared / "covidqu"), "--out", out, "--rankme", str(tmp_path / "rankme.parquet")]) == 2
+    assert "--rankme " + str(tmp_path / "rankme.parquet") + " has no {dataset}, but 2 datasets" in _error_line(capsys)
+    assert main([*base, "--out", out, "--rankme", out]) == 2
+    assert "is also --out: each needs its own file" in _error_line(capsys)
+    assert main([*base, "--out", out, "--rankme", str(tmp_path / "rankme.csv")]) == 2
+    assert "rankme.csv: expected a file name ending in .parquet" in _error_line(capsys)
+    assert scored == [] and not list(tmp_path.iterdir())
+
+
+def test_no_third_pass_without_rankme(prepared, encoder_file, tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("the RankMe pass ran without --rankme")
+
+    monkeypatch.setattr(score_module, "rankme_pass", fail)
+    out = tmp_path / "robustness.parquet"
+    assert (
+        main(
+            [
+                "robustness",
+                "--encoder",
+                str(encoder_file("unet")),
+                "--data",
+                str(prepared / "covidqu"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert out.exists() and list(tmp_path.iterdir()) == [out]
 
 
 def test_several_datasets_need_the_placeholder_and_all_exist(prepared, encoder_file, tmp_path, capsys):

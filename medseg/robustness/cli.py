@@ -15,7 +15,7 @@ from medseg.selection import main_variant
 
 if TYPE_CHECKING:
     from medseg.models.encoder_file import EncoderFile
-    from medseg.robustness.score import Dataset
+    from medseg.robustness.score import Dataset, Scores
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "correlation) x margin x level (last, second_to_last) x pooled, with columns distance, margin, level, "
         "pooled, robustness (1 - mean hinge, higher is better), hinge_mean, n_images, seconds. The encoder is "
         "a medseg encoder.safetensors or a timm resnet50 state dict saved as safetensors (scored as the "
-        "resnet50_attention_unet encoder); which one is read from the file. Several --data score the file on "
-        "each in one process (one start-up); then --out (and --save-features) must hold {dataset}, replaced by "
-        "each data folder's name.",
+        "resnet50_attention_unet encoder); which one is read from the file. With --rankme, a third pass over the "
+        "unjittered samples also gives RankMe (Garrido et al., ICML 2023) of the pooled features of each level. "
+        "Several --data score the file on each in one process (one start-up); then --out (and --save-features, "
+        "--rankme) must hold {dataset}, replaced by each data folder's name.",
     )
     robustness.add_argument("--encoder", type=Path, required=True, help="encoder file (safetensors)")
     robustness.add_argument(
@@ -106,6 +107,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also write every representation as safetensors: query/key.{last,second_to_last}."
         "{pooled,unpooled} of shape (N, D) in sample order, and int64 `negative` (holds all "
         "features in memory)",
+    )
+    robustness.add_argument(
+        "--rankme",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write RankMe (Garrido et al., ICML 2023: exp of the entropy of the normalised singular values) "
+        "of the pooled features of each level on the unjittered samples, one Parquet row per level with columns "
+        "level, rankme, n_images, n_features, seconds; costs a third forward pass (its time is logged), none "
+        "without this option",
     )
     _add_scoring_options(robustness)
     robustness.set_defaults(run=run_robustness)
@@ -193,11 +204,15 @@ def run_robustness(args: argparse.Namespace) -> None:
     _check_out(args.out, (".parquet",))
     if args.save_features is not None:
         _check_out(args.save_features, (".safetensors",))
+    if args.rankme is not None:
+        _check_out(args.rankme, (".parquet",))
+        if args.rankme == args.out:
+            raise MedsegError(f"--rankme {args.rankme} is also --out: each needs its own file")
     names = [data.name for data in args.data]
     if len(set(names)) != len(names):
         raise MedsegError(f"--data names a dataset folder twice: {' '.join(names)}")
     if len(names) > 1:
-        for option, path in (("out", args.out), ("save-features", args.save_features)):
+        for option, path in (("out", args.out), ("save-features", args.save_features), ("rankme", args.rankme)):
             if path is not None and DATASET_PLACEHOLDER not in str(path):
                 raise MedsegError(
                     f"--{option} {path} has no {DATASET_PLACEHOLDER}, but {len(names)} datasets are "
@@ -206,17 +221,17 @@ def run_robustness(args: argparse.Namespace) -> None:
     outputs = [
         [
             None if path is None else Path(str(path).replace(DATASET_PLACEHOLDER, data.name))
-            for path in (args.out, args.save_features)
+            for path in (args.out, args.save_features, args.rankme)
         ]
         for data in args.data
     ]
-    for path in (path for pair in outputs for path in pair if path is not None):
+    for path in (path for paths in outputs for path in paths if path is not None):
         check_file_target(path)
     # Every dataset, and the encoder at every dataset's input size, is checked before the first is scored.
     datasets = [open_dataset(data, args.split) for data in args.data]
     _check_loadable(inspect(args.encoder), datasets, args.image_size)
-    for data, dataset, (out, features) in zip(args.data, datasets, outputs):
-        _score_one(args, data, dataset, out, features)
+    for data, dataset, (out, features, rankme) in zip(args.data, datasets, outputs):
+        _score_one(args, data, dataset, out, features, rankme)
 
 
 def _check_loadable(info: EncoderFile, datasets: list[Dataset], image_size: int | None) -> None:
@@ -228,8 +243,10 @@ def _check_loadable(info: EncoderFile, datasets: list[Dataset], image_size: int 
         check_loadable(info, size)
 
 
-def _score_one(args: argparse.Namespace, data: Path, dataset: Dataset, out: Path, features: Path | None) -> None:
-    """Score the encoder file on one dataset and write its table (and features)."""
+def _score_one(
+    args: argparse.Namespace, data: Path, dataset: Dataset, out: Path, features: Path | None, rankme: Path | None
+) -> None:
+    """Score the encoder file on one dataset and write its table (and features, RankMe)."""
     from safetensors.torch import save_file
 
     from medseg.atomic import atomic_file
@@ -243,6 +260,7 @@ def _score_one(args: argparse.Namespace, data: Path, dataset: Dataset, out: Path
         batch=args.batch,
         device=args.device,
         save_features=features is not None,
+        with_rankme=rankme is not None,
     )
     table = scores.table(_unique(args.margins))
     with atomic_file(out) as tmp:
@@ -270,6 +288,26 @@ def _score_one(args: argparse.Namespace, data: Path, dataset: Dataset, out: Path
         scores.seconds,
         ", ".join(f"{'pooled' if r.pooled else 'unpooled'} {r.robustness:.4f}" for r in main.itertuples()),
         out,
+    )
+    if rankme is not None:
+        _write_rankme(scores, rankme)
+
+
+def _write_rankme(scores: Scores, path: Path) -> None:
+    """Write the RankMe table and log its values and what the third pass cost beside the two robustness passes."""
+    from medseg.atomic import atomic_file
+
+    result = scores.rankme
+    with atomic_file(path) as tmp:
+        result.table().to_parquet(tmp, index=False)
+    log.info(
+        "rankme: %.2f s for %d images (%.0f %% of the %.2f s of the two robustness passes); %s -> %s",
+        result.seconds,
+        result.n_images,
+        100 * result.seconds / scores.seconds,
+        scores.seconds,
+        ", ".join(f"{level} {value:.2f}" for level, value in result.values.items()),
+        path,
     )
 
 

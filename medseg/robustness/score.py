@@ -18,6 +18,10 @@ the derangement (i, neg(i), neg(neg(i)), ...): the negative key of each query is
 batch or the next one, except at the end of a cycle, whose negative is the cycle's first key.
 `_NegativePairs` pairs queries and keys as they arrive and holds only the ones still waiting, so
 memory is one batch of features plus at most two held samples, whatever the dataset size.
+
+RankMe (Garrido et al., ICML 2023), the second label-free indicator, needs a third pass over the
+unjittered samples (`rankme_pass`, only when asked for): it keeps the pooled features of every
+level, N x C per level, and takes their effective rank (`rankme`).
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ from medseg.robustness.features import REPRESENTATIONS, feature_name, representa
 log = logging.getLogger(__name__)
 
 COLUMNS = ["distance", "margin", "level", "pooled", "robustness", "hinge_mean", "n_images", "seconds"]
+RANKME_COLUMNS = ["level", "rankme", "n_images", "n_features", "seconds"]
+RANKME_EPS = 1e-7  # the paper's epsilon
 DEFAULT_BATCH = 32
 DEFAULT_SPLIT = "train"
 # Independent random streams derived from the one seed.
@@ -136,6 +142,7 @@ class Scores:
     seconds: float
     features: dict[str, torch.Tensor] | None = None
     windows: pd.DataFrame | None = field(default=None, repr=False)
+    rankme: RankMe | None = None
 
     @property
     def n_images(self) -> int:
@@ -244,6 +251,78 @@ def score_encoder(
     return Scores(positive, negative_distance, negative, time.perf_counter() - start, stored, windows)
 
 
+def rankme(features: np.ndarray, eps: float = RANKME_EPS) -> float:
+    """RankMe of an N x D feature matrix: the exponential of the entropy of its normalised singular values.
+
+    Garrido et al., "RankMe: Assessing the downstream performance of pretrained self-supervised
+    representations by their rank", ICML 2023: p_k = s_k / sum(s) + eps, RankMe =
+    exp(-sum_k p_k log p_k). The features are not centred (the paper's definition); float64. A
+    smooth count of the directions the features use: 1 for rank one, min(N, D) for equal singular
+    values. An all-zero matrix has no direction: 0, its rank (the formula divides by zero).
+    """
+    singular = np.linalg.svd(np.asarray(features, dtype=np.float64), compute_uv=False)
+    total = singular.sum()
+    if total == 0:
+        return 0.0
+    p = singular / total + eps
+    return float(np.exp(-np.sum(p * np.log(p))))
+
+
+@dataclass
+class RankMe:
+    """RankMe of the pooled features of every level (`LEVELS`) of the unjittered samples."""
+
+    features: dict[str, np.ndarray]  # level -> (N, C) float32, in sample order
+    values: dict[str, float]
+    seconds: float  # the third forward pass and the SVDs
+
+    @property
+    def n_images(self) -> int:
+        return len(next(iter(self.features.values())))
+
+    def table(self) -> pd.DataFrame:
+        """One row per level, in the order of `LEVELS`."""
+        rows = [
+            {
+                "level": level,
+                "rankme": self.values[level],
+                "n_images": self.n_images,
+                "n_features": self.features[level].shape[1],
+                "seconds": self.seconds,
+            }
+            for level in LEVELS
+        ]
+        return pd.DataFrame(rows, columns=RANKME_COLUMNS).astype({"n_images": "int64", "n_features": "int64"})
+
+
+def rankme_pass(
+    encoder: Encoder,
+    split: Split,
+    windows: pd.DataFrame,
+    size: int,
+    scale: float,
+    *,
+    batch: int = DEFAULT_BATCH,
+    device: torch.device | str = "cpu",
+    source: str = "encoder",
+) -> RankMe:
+    """RankMe of `encoder` on the unjittered `windows` of `split`: one more pass, inputs as for robustness."""
+    start = time.perf_counter()
+    n = len(windows)
+    encoder = encoder.to(device).eval()
+    batches: dict[str, list[np.ndarray]] = {level: [] for level in LEVELS}
+    for begin in range(0, n, batch):
+        ids = np.arange(begin, min(begin + batch, n))
+        pixels = to_pixels(read_windows(split, windows.iloc[ids]), size, scale, device)
+        features = representations(encoder, normalise(pixels))
+        _check_finite(features, "unjittered", ids, source, windows)
+        for level in LEVELS:
+            batches[level].append(features[(level, "pooled")].cpu().numpy())
+    pooled = {level: np.concatenate(batches[level]) for level in LEVELS}
+    values = {level: rankme(pooled[level]) for level in LEVELS}
+    return RankMe(pooled, values, time.perf_counter() - start)
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A prepared segmentation dataset opened for scoring."""
@@ -292,8 +371,12 @@ def score_file(
     batch: int = DEFAULT_BATCH,
     device: torch.device | str | None = None,
     save_features: bool = False,
+    with_rankme: bool = False,
 ) -> tuple[EncoderFile, int, Scores]:
-    """Open an encoder file and score it on `dataset`: (what the file is, the input size used, the scores)."""
+    """Open an encoder file and score it on `dataset`: (what the file is, the input size used, the scores).
+
+    `with_rankme`: also run the third, unjittered pass and put its RankMe in `scores.rankme`.
+    """
     info = inspect(Path(encoder_path))
     size = scoring_size(info, dataset, image_size)
     encoder = load(info, size)
@@ -320,4 +403,15 @@ def score_file(
         save_features=save_features,
         source=str(info.path),
     )
+    if with_rankme:
+        scores.rankme = rankme_pass(
+            encoder,
+            dataset.split,
+            dataset.windows,
+            size,
+            dataset.scale,
+            batch=batch,
+            device=device,
+            source=str(info.path),
+        )
     return info, size, scores
