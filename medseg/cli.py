@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 
+from medseg.aggregate import cli as aggregate_cli
 from medseg.audit import cli as audit_cli
 from medseg.data import cli as prepare_cli
 from medseg.downstream import cli as downstream_cli
@@ -21,7 +22,16 @@ from medseg.pretrain import cli as pretrain_cli
 from medseg.robustness import cli as robustness_cli
 from medseg.synth import cli as synth_cli
 
-STAGES = (synth_cli, prepare_cli, models_cli, pretrain_cli, robustness_cli, downstream_cli, audit_cli)
+STAGES = (
+    synth_cli,
+    prepare_cli,
+    models_cli,
+    pretrain_cli,
+    robustness_cli,
+    downstream_cli,
+    aggregate_cli,
+    audit_cli,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,13 +7,13 @@ import csv
 import pandas as pd
 import pytest
 
+from medseg.aggregate.tis import COLUMNS
 from medseg.audit import DEFAULT_ACCURACY, DEFAULT_DOWNSTREAM, DEFAULT_PRINTED, DEFAULT_ROBUSTNESS
 from medseg.audit.authors import align_authors, read_downstream, read_robustness
 from medseg.audit.printed import ROWS, TABLES, read_printed
 from medseg.audit.run import run_audit
 from medseg.cli import main
 from medseg.errors import MedsegError
-from medseg.tis import COLUMNS
 
 ROBUSTNESS_HEADER = "dataset,metric,margin,encoder,pretraining_scheme,pooled,level,pretraining_length,robustness\n"
 DOWNSTREAM_HEADER = (

@@ -1,4 +1,4 @@
-"""The paper audit: the authors' published results through `medseg.tis`, beside the printed tables.
+"""The paper audit: the authors' published results through `medseg.aggregate.tis`, beside the printed tables.
 
 `authors` reads the authors' CSV files (names mapped to this project's, the stored hinge
 converted to Eq. 3) and realigns them the way their evaluation did; `printed` reads the

@@ -1,4 +1,4 @@
-"""The authors' published results (paper/results/) as the long tables `medseg.tis` reads.
+"""The authors' published results (paper/results/) as the long tables `medseg.aggregate.tis` reads.
 
 Names are mapped to this project's (models, datasets, schemes, distances, modes), the Dice
 column is chosen per dataset, the stored robustness (the mean hinge) becomes Eq. 3 (1 - hinge),

@@ -4,17 +4,18 @@ The file holds one row per printed value: `table`, `row`, `column` (the paper's 
 fixed spelling) and `value` (as printed, 3 decimals). This module knows what each label means:
 which dataset and scheme a table shows, which indicator and robustness variant a row is, which
 model or dataset and mode a column is. A row that names no level, pooling, distance or margin
-uses the main variant (§6, Appendix B); the variant rows are the offline rule.
+uses the main variant (§6, Appendix B); the variant rows are the offline rule. The row labels
+(`ROWS`, `RowSpec`, `row_key`) and the readable names are the aggregation's (`medseg.aggregate.tables`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from medseg.aggregate.labels import DATASET_NAMES, MODE_NAMES, MODEL_NAMES
+from medseg.aggregate.tables import ROWS, row_key
 from medseg.errors import MedsegError
-from medseg.selection import MAIN_VARIANTS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,38 +47,10 @@ TABLE_TITLES = {
     "B.3(a)": "Table B.3(a): IDRiD, simple scheme",
     "B.3(b)": "Table B.3(b): IDRiD, advanced scheme",
 }
-MODEL_LABELS = {"basic U-Net": "unet", "R50 Attn. U-Net": "resnet50_attention_unet", "Swin U-Net": "swin_unet"}
-DATASET_LABELS = {"ACDC": "acdc", "COVID-QU": "covidqu", "IDRiD": "idrid"}
-MODE_LABELS = {"full training": "full", "decoder only": "decoder"}
-
-
-@dataclass(frozen=True)
-class RowSpec:
-    """What a printed row shows: an indicator and, for robustness, the variant (None: the mode's main)."""
-
-    indicator: str
-    distance: str | None = None
-    margin: float | None = None
-    level: str | None = None
-    pooled: bool | None = None
-
-
-ROWS = {
-    "robustness (offline)": RowSpec("robustness_offline"),
-    "robustness (online)": RowSpec("robustness_online"),
-    "ImageNet accuracy": RowSpec("imagenet_accuracy"),
-    "no pretraining": RowSpec("no_pretraining"),
-    "last, pooled": RowSpec("robustness_offline", level="last", pooled=True),
-    "last, not pooled": RowSpec("robustness_offline", level="last", pooled=False),
-    "second to last, pooled": RowSpec("robustness_offline", level="second_to_last", pooled=True),
-    "second to last, not pooled": RowSpec("robustness_offline", level="second_to_last", pooled=False),
-    "correlation, margin 0.50": RowSpec("robustness_offline", distance="correlation", margin=0.5),
-    "L2 distance, margin 0.50": RowSpec("robustness_offline", distance="l2", margin=0.5),
-    **{
-        f"cosine distance, margin {m:.2f}": RowSpec("robustness_offline", distance="cosine", margin=m)
-        for m in (0.25, 0.5, 0.75, 1.0)
-    },
-}
+# The printed labels -> names (the labels are the aggregation's readable names).
+MODEL_LABELS = {label: name for name, label in MODEL_NAMES.items()}
+DATASET_LABELS = {label: name for name, label in DATASET_NAMES.items()}
+MODE_LABELS = {label: name for name, label in MODE_NAMES.items()}
 
 
 def read_printed(path: Path) -> pd.DataFrame:
@@ -116,20 +89,6 @@ def _column(table: str, column: str) -> tuple[str, str]:
     return names[what], MODE_LABELS[mode]
 
 
-def _key(spec: RowSpec, mode: str) -> tuple:
-    """(indicator, distance, margin, level, pooled) of a printed row in a mode's column."""
-    if not spec.indicator.startswith("robustness"):
-        return (spec.indicator, None, None, None, None)
-    main = MAIN_VARIANTS[mode]
-    return (
-        spec.indicator,
-        spec.distance or main.distance,
-        main.margin if spec.margin is None else spec.margin,
-        spec.level or main.level,
-        main.pooled if spec.pooled is None else spec.pooled,
-    )
-
-
 def recompute(printed: pd.DataFrame, tis: pd.DataFrame) -> pd.Series:
     """The recomputed value of every printed cell from one alignment's TIS table.
 
@@ -147,7 +106,7 @@ def recompute(printed: pd.DataFrame, tis: pd.DataFrame) -> pd.Series:
     for record in printed.itertuples(index=False):
         dataset, scheme = TABLES[record.table]
         what, mode = _column(record.table, record.column)
-        variant = _key(ROWS[record.row], mode)
+        variant = row_key(ROWS[record.row], mode)
         if record.table == "3(a)":
             cells = [(what, m, s) for m in MODEL_LABELS.values() for s in ("simple", "advanced")]
         elif record.table == "3(b)":

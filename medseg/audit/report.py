@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from medseg.aggregate.labels import DATASET_NAMES, MODEL_NAMES
 from medseg.audit import ALIGNMENTS
 from medseg.audit.printed import TABLE_TITLES, TABLES
 from medseg.audit.run import CHECKS, Audit
@@ -24,8 +25,6 @@ INDICATOR_NAMES = {
     "imagenet_accuracy": "ImageNet accuracy (full pretraining)",
     "no_pretraining": "no pretraining",
 }
-MODEL_NAMES = {"unet": "basic U-Net", "resnet50_attention_unet": "R50 Attn. U-Net", "swin_unet": "Swin U-Net"}
-DATASET_NAMES = {"acdc": "ACDC", "covidqu": "COVID-QU", "idrid": "IDRiD"}
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -463,7 +462,7 @@ def render(audit: Audit, command: str) -> str:
     lines = [
         "# Paper audit: the authors' published results against the printed TIS tables",
         "",
-        "The paper's TIS (Eq. 1) recomputed with `medseg.tis` from the authors' per-run results "
+        "The paper's TIS (Eq. 1) recomputed with `medseg.aggregate.tis` from the authors' per-run results "
         "(aielte-research/MedSegPretrainImageNet, commit ae4401a), beside the values printed in Tables 3-6 and "
         "B.1-B.3, under two alignments of downstream runs and checkpoints:",
         "",

@@ -1,4 +1,4 @@
-"""The paper audit's computation: the authors' results through `medseg.tis`, under both alignments.
+"""The paper audit's computation: the authors' results through `medseg.aggregate.tis`, under both alignments.
 
 - `paper_text`: the checkpoints aligned by pretraining length, as the paper describes the method.
 - `authors`: the advanced scheme's Dice values paired with the checkpoints by position, as the
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medseg import tis as tis_module
+from medseg.aggregate import tis as tis_module
 from medseg.audit import ALIGNMENTS, authors
 from medseg.audit import printed as printed_module
 from medseg.names import SCRATCH_EPOCH

@@ -16,11 +16,17 @@ published results (converted by `medseg.audit`) go through the same code:
 - `accuracy` (optional): `model, scheme, epoch, val_top1`, the ImageNet validation top-1 of
   each pretrained checkpoint. A scratch encoder without a value counts as 0 (its classifier is
   untrained: chance level, below every pretrained checkpoint).
+- `rankme` (optional): `dataset, model, scheme, epoch, level, rankme`, the RankMe (Garrido et
+  al., 2023: effective rank of the pooled features of the unjittered images) of each checkpoint
+  and encoder level; epoch 0 as above.
 
 Indicators (the selection rules are `medseg.selection`'s):
 `robustness_offline` and `robustness_online` for every robustness variant in the table (the
-`main` column marks the paper's main variant of the row's mode), `imagenet_accuracy` (the
-checkpoint with the highest top-1, ties to the earliest) and `no_pretraining` (epoch 0).
+`main` column marks the paper's main variant of the row's mode), `rankme_offline` (highest
+RankMe) and `rankme_online` (the same walk as robustness's) for every level in the RankMe table
+(variant: `level`, `pooled` true; `main` at the paper's main level, second to last),
+`imagenet_accuracy` (the checkpoint with the highest top-1, ties to the earliest) and
+`no_pretraining` (epoch 0).
 
 A cell is `complete` when every expected checkpoint has exactly one run per expected seed and
 the indicator's scores are all known; otherwise the row says why in `notes`. Every robustness
@@ -37,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from medseg.names import SCRATCH, SCRATCH_EPOCH
+from medseg.paper import MAIN_LEVEL
 from medseg.selection import MAIN_VARIANTS, offline_choice, online_walk
 
 if TYPE_CHECKING:
@@ -48,7 +55,15 @@ VARIANT = ["distance", "margin", "level", "pooled"]
 RUN_COLUMNS = ["dataset", "model", "scheme", "epoch", "mode", "seed", "dice"]
 ROBUSTNESS_COLUMNS = ["dataset", "model", "scheme", "epoch", *VARIANT, "robustness"]
 ACCURACY_COLUMNS = ["model", "scheme", "epoch", "val_top1"]
-INDICATORS = ("robustness_offline", "robustness_online", "imagenet_accuracy", "no_pretraining")
+RANKME_COLUMNS = ["dataset", "model", "scheme", "epoch", "level", "rankme"]
+INDICATORS = (
+    "robustness_offline",
+    "robustness_online",
+    "rankme_offline",
+    "rankme_online",
+    "imagenet_accuracy",
+    "no_pretraining",
+)
 COLUMNS = [
     *CELL,
     "indicator",
@@ -116,11 +131,14 @@ class _Cell:
         self.interval = {e: (float(low[i]), float(high[i])) for i, e in enumerate(self.epochs) if e in self.runs}
 
 
-def _with_scratch(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Every scheme's rows, plus the scratch rows at epoch 0 for each scheme without its own."""
+def with_scratch(table: pd.DataFrame, keys: list[str], schemes: Iterable[str] = ()) -> pd.DataFrame:
+    """Every scheme's rows, plus the scratch rows at epoch 0 for each scheme without its own.
+
+    The schemes are those of the table and `schemes` (a scheme whose checkpoints have no rows yet).
+    """
     import pandas as pd
 
-    schemes = sorted(s for s in table["scheme"].unique() if s != SCRATCH)
+    schemes = sorted({s for s in table["scheme"].unique() if s != SCRATCH} | set(schemes) - {SCRATCH})
     scratch = table[(table["scheme"] == SCRATCH) & (table["epoch"] == SCRATCH_EPOCH)]
     parts = [table[table["scheme"] != SCRATCH]]
     for scheme in schemes:
@@ -133,18 +151,20 @@ def _with_scratch(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _cells(runs: pd.DataFrame, epochs: list[int], seeds: list) -> list[_Cell]:
+def _cells(runs: pd.DataFrame, epochs: list[int], seeds: list, expected: Iterable[tuple] = ()) -> list[_Cell]:
+    """The cells of the runs and the `expected` (dataset, model, scheme, mode) cells, with or without runs."""
     from collections import Counter, defaultdict
 
     import numpy as np
 
-    table = _with_scratch(runs, ["dataset", "model", "mode"])
+    expected = {tuple(key) for key in expected}
+    table = with_scratch(runs, ["dataset", "model", "mode"], {key[2] for key in expected})
     grouped: dict[tuple, dict[int, list[tuple]]] = defaultdict(lambda: defaultdict(list))
     for dataset, model, scheme, epoch, mode, seed, dice in table[RUN_COLUMNS].itertuples(index=False):
         grouped[(dataset, model, scheme, mode)][int(epoch)].append((seed, dice))
     cells = []
-    for key in sorted(grouped):
-        by_epoch = grouped[key]
+    for key in sorted(set(grouped) | expected):
+        by_epoch = grouped.get(key, {})
         cell = _Cell(key=key, epochs=list(epochs))
         for epoch in epochs:
             rows = by_epoch.get(epoch, [])
@@ -171,9 +191,11 @@ def _cells(runs: pd.DataFrame, epochs: list[int], seeds: list) -> list[_Cell]:
     return cells
 
 
-def _score_lookup(table: pd.DataFrame, keys: list[str], value: str) -> dict[tuple, dict[int, float]]:
+def _score_lookup(
+    table: pd.DataFrame, keys: list[str], value: str, schemes: Iterable[str] = ()
+) -> dict[tuple, dict[int, float]]:
     """{(keys...): {epoch: value}}, scratch rows filled in at epoch 0 per scheme, unknown values left out."""
-    table = _with_scratch(table, [k for k in keys if k != "scheme"])
+    table = with_scratch(table, [k for k in keys if k != "scheme"], schemes)
     table = table[table[value].notna()]
     repeated = table.duplicated([*keys, "epoch"])
     if repeated.any():
@@ -199,18 +221,60 @@ def _epochs(runs: pd.DataFrame, epochs: Iterable[int] | None) -> list[int]:
     return sorted({int(e) for e in epochs})
 
 
-def _is_main(mode: str, variant: tuple) -> bool:
+NO_VARIANT = (None, None, None, None)
+
+
+def _is_main(mode: str, variant: tuple) -> bool | None:
+    """Whether a variant is the paper's main one for `mode`; RankMe's main level is the same; None: no variant."""
+    if tuple(variant) == NO_VARIANT:
+        return None
+    distance, _, level, _ = variant
+    if distance is None:  # RankMe: one pooled representation per level
+        return level == MAIN_LEVEL
     main = MAIN_VARIANTS.get(mode)
     return main is not None and tuple(variant) == (main.distance, main.margin, main.level, main.pooled)
+
+
+@dataclass
+class _LabelFree:
+    """A label-free score of the checkpoints (robustness or RankMe): its variants and values."""
+
+    name: str
+    variants: list[tuple]
+    scores: dict[tuple, dict[int, float]]  # (dataset, model, scheme, *variant) -> {epoch: score}
+
+
+def _label_free(
+    robustness: pd.DataFrame | None, rankme: pd.DataFrame | None, schemes: Iterable[str] = ()
+) -> list[_LabelFree]:
+    """The label-free scores given, checked; RankMe's variant is (None, None, level, True).
+
+    `schemes`: the schemes of the cells, which the scratch encoder's scores serve.
+    """
+    schemes = set(schemes)
+    sources = []
+    keys = ["dataset", "model", "scheme", *VARIANT]
+    if robustness is not None:
+        _check_columns(robustness, ROBUSTNESS_COLUMNS, "robustness")
+        sources.append(
+            _LabelFree("robustness", _variants(robustness), _score_lookup(robustness, keys, "robustness", schemes))
+        )
+    if rankme is not None:
+        _check_columns(rankme, RANKME_COLUMNS, "rankme")
+        table = rankme[RANKME_COLUMNS].astype({"level": object}).assign(distance=None, margin=None, pooled=True)
+        sources.append(_LabelFree("rankme", _variants(table), _score_lookup(table, keys, "rankme", schemes)))
+    return sources
 
 
 def tis_table(
     runs: pd.DataFrame,
     robustness: pd.DataFrame | None = None,
     accuracy: pd.DataFrame | None = None,
+    rankme: pd.DataFrame | None = None,
     *,
     epochs: Iterable[int] | None = None,
     seeds: Iterable | None = None,
+    cells: Iterable[tuple] = (),
     bootstrap: int = 0,
     seed: int = 0,
     confidence: float = 0.95,
@@ -219,6 +283,8 @@ def tis_table(
 
     `epochs`: the checkpoints every cell should have (default: every epoch in `runs`, with 0).
     `seeds`: the seeds every checkpoint should have (default: every seed in `runs`).
+    `cells`: (dataset, model, scheme, mode) cells expected even without runs (a grid still
+    running): they get their rows, incomplete, so that no average silently leaves them out.
     `bootstrap`: number of resamples for the interval `tis_low`..`tis_high` at `confidence`
     (each checkpoint's runs drawn with replacement, independently; the chosen checkpoint stays
     fixed, since no indicator looks at Dice); 0 leaves the interval empty. `seed` makes it
@@ -231,13 +297,8 @@ def tis_table(
     _check_columns(runs, RUN_COLUMNS, "runs")
     epochs = _epochs(runs, epochs)
     seeds = sorted(runs["seed"].unique().tolist()) if seeds is None else list(seeds)
-    cells = _cells(runs, epochs, seeds)
-    rob: dict[tuple, dict[int, float]] = {}
-    variants: list[tuple] = []
-    if robustness is not None:
-        _check_columns(robustness, ROBUSTNESS_COLUMNS, "robustness")
-        rob = _score_lookup(robustness, ["dataset", "model", "scheme", *VARIANT], "robustness")
-        variants = _variants(robustness)
+    cells = _cells(runs, epochs, seeds, cells)
+    sources = _label_free(robustness, rankme, {cell.key[2] for cell in cells})
     acc: dict[tuple, dict[int, float]] = {}
     if accuracy is not None:
         _check_columns(accuracy, ACCURACY_COLUMNS, "accuracy")
@@ -251,7 +312,7 @@ def tis_table(
         if bootstrap:
             cell.bootstrap(bootstrap, seed, confidence)
 
-        def add(indicator, chosen, pretrained, notes, variant=(None, None, None, None)):
+        def add(indicator, chosen, pretrained, notes, variant=NO_VARIANT):
             notes = cell.notes + notes
             dice = cell.mean.get(chosen, float("nan"))
             low, high = cell.interval.get(chosen, (float("nan"), float("nan")))
@@ -263,7 +324,7 @@ def tis_table(
                     mode,
                     indicator,
                     *variant,
-                    None if variant[0] is None else _is_main(mode, variant),
+                    _is_main(mode, variant),
                     chosen,
                     dice,
                     best_epoch,
@@ -285,19 +346,20 @@ def tis_table(
             add("imagenet_accuracy", offline_choice([e for e in cell.epochs if e in top1], top1), last, notes)
         # Every variant of the table for every cell: a cell without it gets rows marked incomplete,
         # so that a summary over the rows sees the gap instead of averaging over fewer cells.
-        for variant in variants:
-            scores = rob.get((dataset, model, scheme, *variant), {})
-            missing = [] if scores else ["no robustness for any checkpoint"]
-            lacking = [e for e in cell.epochs if e not in scores]
-            notes = missing or ([f"no robustness for epoch(s) {lacking}"] if lacking else [])
-            known = [e for e in cell.epochs if e in scores]
-            add("robustness_offline", offline_choice(known, scores) if known else None, last, notes, variant)
-            if last == SCRATCH_EPOCH:
-                continue  # no pretrained checkpoint: nothing to walk
-            walk = online_walk(cell.epochs, scores)
-            lacks = [] if walk.finished else [f"the online walk lacks the robustness of epoch {walk.needed}"]
-            notes = missing or lacks
-            add("robustness_online", walk.chosen, walk.pretrained_epochs, notes, variant)
+        for source in sources:
+            for variant in source.variants:
+                scores = source.scores.get((dataset, model, scheme, *variant), {})
+                missing = [] if scores else [f"no {source.name} for any checkpoint"]
+                lacking = [e for e in cell.epochs if e not in scores]
+                notes = missing or ([f"no {source.name} for epoch(s) {lacking}"] if lacking else [])
+                known = [e for e in cell.epochs if e in scores]
+                offline = offline_choice(known, scores) if known else None
+                add(f"{source.name}_offline", offline, last, notes, variant)
+                if last == SCRATCH_EPOCH:
+                    continue  # no pretrained checkpoint: nothing to walk
+                walk = online_walk(cell.epochs, scores)
+                lacks = [] if walk.finished else [f"the online walk lacks the {source.name} of epoch {walk.needed}"]
+                add(f"{source.name}_online", walk.chosen, walk.pretrained_epochs, missing or lacks, variant)
 
     table = pd.DataFrame(rows, columns=COLUMNS)
     for column in ("chosen_epoch", "best_epoch", "pretrained_epochs"):
@@ -330,26 +392,24 @@ def rank_table(
     runs: pd.DataFrame,
     robustness: pd.DataFrame | None = None,
     accuracy: pd.DataFrame | None = None,
+    rankme: pd.DataFrame | None = None,
     *,
     epochs: Iterable[int] | None = None,
+    cells: Iterable[tuple] = (),
 ) -> pd.DataFrame:
     """Per cell and score, Spearman and Kendall (tau-b) correlation of the score with mean Dice.
 
-    Scores: every robustness variant (`score` = `robustness`) and the ImageNet top-1
-    (`imagenet_accuracy`; the scratch encoder at 0 unless given). Over the cell's checkpoints
+    Scores: every robustness variant (`score` = `robustness`), every RankMe level (`rankme`) and
+    the ImageNet top-1 (`imagenet_accuracy`; the scratch encoder at 0 unless given). Over the cell's checkpoints
     that have both a mean Dice and a score (`n_checkpoints`), the scratch encoder included. Every
-    robustness variant of the table has a row in every cell (0 checkpoints where the cell lacks it).
+    robustness variant of the table has a row in every cell (0 checkpoints where the cell lacks it);
+    `cells` as in `tis_table`.
     """
     import pandas as pd
 
     _check_columns(runs, RUN_COLUMNS, "runs")
-    cells = _cells(runs, _epochs(runs, epochs), sorted(runs["seed"].unique().tolist()))
-    rob: dict[tuple, dict[int, float]] = {}
-    variants: list[tuple] = []
-    if robustness is not None:
-        _check_columns(robustness, ROBUSTNESS_COLUMNS, "robustness")
-        rob = _score_lookup(robustness, ["dataset", "model", "scheme", *VARIANT], "robustness")
-        variants = _variants(robustness)
+    cells = _cells(runs, _epochs(runs, epochs), sorted(runs["seed"].unique().tolist()), cells)
+    label_free = _label_free(robustness, rankme, {cell.key[2] for cell in cells})
     acc: dict[tuple, dict[int, float]] | None = None
     if accuracy is not None:
         _check_columns(accuracy, ACCURACY_COLUMNS, "accuracy")
@@ -357,11 +417,13 @@ def rank_table(
     rows = []
     for cell in cells:
         dataset, model, scheme, mode = cell.key
-        sources = [("robustness", variant, rob.get((dataset, model, scheme, *variant), {})) for variant in variants]
+        sources = [
+            (source.name, variant, source.scores.get((dataset, model, scheme, *variant), {}))
+            for source in label_free
+            for variant in source.variants
+        ]
         if acc is not None:
-            sources.append(
-                ("imagenet_accuracy", (None, None, None, None), {SCRATCH_EPOCH: 0.0, **acc.get((model, scheme), {})})
-            )
+            sources.append(("imagenet_accuracy", NO_VARIANT, {SCRATCH_EPOCH: 0.0, **acc.get((model, scheme), {})}))
         for name, variant, scores in sources:
             both = [e for e in cell.epochs if e in cell.mean and e in scores]
             x = [scores[e] for e in both]
@@ -374,7 +436,7 @@ def rank_table(
                     mode,
                     name,
                     *variant,
-                    None if variant[0] is None else _is_main(mode, variant),
+                    _is_main(mode, variant),
                     len(both),
                     spearman(x, y) if len(both) > 1 else float("nan"),
                     kendall(x, y) if len(both) > 1 else float("nan"),

@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from medseg import tis
-from medseg.tis import COLUMNS, dice_runs, kendall, rank_table, spearman, tis_table
+from medseg.aggregate import tis
+from medseg.aggregate.tis import COLUMNS, dice_runs, kendall, rank_table, spearman, tis_table
 
 EPOCHS = [0, 1, 5, 20]
 SEEDS = [1, 2]
@@ -256,3 +256,51 @@ def test_dice_runs_reads_the_downstream_scores_layout():
 def test_missing_columns_are_named():
     with pytest.raises(ValueError, match="runs table lacks the column"):
         tis_table(make_runs(DICE).drop(columns="seed"))
+
+
+def make_rankme(levels: dict[str, dict[int, float]]) -> pd.DataFrame:
+    """RankMe per level and epoch; epoch 0 under `scratch`, as the collected table has it."""
+    return pd.DataFrame(
+        [
+            {
+                "dataset": "d",
+                "model": "m",
+                "scheme": "scratch" if epoch == 0 else "simple",
+                "epoch": epoch,
+                "level": level,
+                "rankme": value,
+            }
+            for level, values in levels.items()
+            for epoch, value in values.items()
+        ]
+    )
+
+
+def test_rankme_is_an_indicator_per_level_with_the_same_selection_rules():
+    rankme = make_rankme(
+        {
+            "second_to_last": {0: 9.0, 1: 3.0, 5: 4.0, 20: 2.0},  # offline: scratch (9); online: 1 -> 5, stop at 5
+            "last": {0: 1.0, 1: 2.0, 5: 1.5, 20: 5.0},  # offline: 20; online: stops at 1
+        }
+    )
+    table = tis_table(make_runs(DICE), rankme=rankme)
+    main = row(table, "rankme_offline", level="second_to_last")
+    assert main["chosen_epoch"] == 0 and main["tis"] == pytest.approx(0.60 / 0.80)
+    assert bool(main["main"]) and bool(main["pooled"]) and pd.isna(main["distance"]) and math.isnan(main["margin"])
+    assert bool(main["complete"]) and main["notes"] == ""
+    online = row(table, "rankme_online", level="second_to_last")
+    assert online["chosen_epoch"] == 5 and online["pretrained_epochs"] == 20 and online["tis"] == pytest.approx(1.0)
+    last = row(table, "rankme_offline", level="last")
+    assert last["chosen_epoch"] == 20 and not bool(last["main"])
+    assert row(table, "rankme_online", level="last")["chosen_epoch"] == 1
+    ranks = rank_table(make_runs(DICE), rankme=rankme)
+    assert set(ranks["score"]) == {"rankme"} and ranks["n_checkpoints"].tolist() == [4, 4]
+
+
+def test_rankme_lacking_an_epoch_is_flagged():
+    rankme = make_rankme({"second_to_last": {0: 9.0, 1: 3.0, 20: 2.0}})
+    table = tis_table(make_runs(DICE), rankme=rankme)
+    offline = row(table, "rankme_offline")
+    assert not offline["complete"] and "no rankme for epoch(s) [5]" in offline["notes"]
+    online = row(table, "rankme_online")
+    assert not online["complete"] and "lacks the rankme of epoch 5" in online["notes"]
