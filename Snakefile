@@ -19,6 +19,10 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/robustness.smk"
 include: "workflow/rules/downstream.smk"
+include: "workflow/rules/aggregate.smk"
+
+
+report: "workflow/report/workflow.rst"
 
 
 rule all:
@@ -27,3 +31,9 @@ rule all:
         pretrained_checkpoints(),
         robustness_files(),
         downstream_files(),
+        aggregated_results(),
+
+
+# The answer of a run: runs done, TIS per indicator, where the tables, figures and report are.
+onsuccess:
+    shell("medseg aggregate summary --results {RESULTS} || true")

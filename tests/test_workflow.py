@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -104,8 +105,13 @@ def test_demo_dry_run(tmp_path):
         "pretrain": 3 * 2 * 3,
         "robustness": 3 * 7,
         "train_downstream": 3 * 7,
+        "online_choice": 3 * 3 * 2 * 2,  # dataset x model x scheme x mode
+        "collect": 1,
+        "tis": 1,
+        "tables": 1,
+        "figures": 1,
         "all": 1,
-        "total": 72,
+        "total": 112,
     }, result.stdout
 
 
@@ -194,6 +200,7 @@ def test_data_rules_run_and_rerun_only_what_changed(tmp_path):
     assert "Nothing to be done" in snakemake(tmp_path, config, "-n").stdout
     check_raw_releases_rerun_nothing(tmp_path, config)
     check_a_nan_robustness_stops_the_online_walk(tmp_path, config)
+    check_aggregation(tmp_path, config, result.stdout)
     # downstream: every dataset x encoder file x mode x seed, read back as one hive-partitioned table
     scores = ds.dataset(tmp_path / "results" / "downstream", partitioning="hive").to_table().to_pandas()
     runs = scores.groupby(["dataset", "model", "scheme", "epoch", "mode", "seed"]).ngroups
@@ -215,7 +222,10 @@ def test_data_rules_run_and_rerun_only_what_changed(tmp_path):
         write_config(tmp_path / "lr2.yaml", dict(TINY_CONFIG, downstream={**TINY_CONFIG["downstream"], "lr": 0.01})),
         "-n",
     )
-    assert job_counts(dry.stdout) == {"train_downstream": 5, "all": 1, "total": 6}, dry.stdout
+    # (and what reads the runs: the online choices record the kept checkpoint's Dice, the aggregation)
+    aggregation = {"collect": 1, "tis": 1, "tables": 1, "figures": 1}
+    expected = {"train_downstream": 5, "online_choice": 12, **aggregation, "all": 1, "total": 22}
+    assert job_counts(dry.stdout) == expected, dry.stdout
     # a changed dataset re-runs its preparation, not the other datasets' or pretraining
     changed = dict(
         TINY_CONFIG, datasets={**TINY_CONFIG["datasets"], "acdc": {**TINY_CONFIG["datasets"]["acdc"], "size": 16}}
@@ -391,3 +401,56 @@ def test_online_target_never_pretrains_past_the_stop(tmp_path):
     scores = tmp_path / f"results/downstream/dataset=covidqu/model=unet/scheme=simple/epoch={record['chosen_epoch']}"
     assert (scores / "mode=full/seed=0/scores.parquet").is_file()
     assert result.stdout.count("(Rule: train_downstream)") == 1
+
+
+def check_aggregation(workdir: Path, config: Path, log: str) -> None:
+    """The run ends with every table and figure and a summary; the report holds every figure; a results
+    tree with a third of the runs deleted gives incomplete cells, not an error."""
+    from medseg.aggregate.figures import FIGURES
+    from medseg.aggregate.tables import TABLES
+
+    tables, figures = workdir / "results" / "tables", workdir / "results" / "figures"
+    for stem in TABLES:
+        assert (tables / f"{stem}.md").is_file() and (tables / f"{stem}.parquet").is_file(), stem
+    for stem in FIGURES:
+        assert (figures / f"{stem}.png").stat().st_size > 0 and (figures / f"{stem}.svg").is_file(), stem
+    tis = pd.read_parquet(tables / "tis.parquet")
+    # 3 datasets x 1 model x 2 schemes x 2 modes, every one complete
+    main = tis[(tis["indicator"] == "robustness_offline") & tis["main"].fillna(False)]
+    assert len(main) == 12 and main["complete"].all(), main
+    assert {"rankme_offline", "rankme_online", "imagenet_accuracy", "no_pretraining"} <= set(tis["indicator"])
+    assert "TIS (paper Eq. 1) over the complete cells" in log and "Incomplete cells: 0 of 12" in log, log
+    report = snakemake(workdir, config, "--report", "results/report.html")
+    assert report.returncode == 0, report.stdout
+    html = (workdir / "results" / "report.html").read_text(errors="replace")
+    for stem in FIGURES:
+        assert f"{stem}.png" in html, stem
+    # mid-grid: a third of the downstream runs gone
+    partial = workdir / "partial"
+    shutil.copytree(workdir / "results", partial, ignore=shutil.ignore_patterns("raw", "data", "pretrain", "tables"))
+    runs = sorted((partial / "downstream").rglob("scores.parquet"))
+    for run in runs[::3]:
+        run.unlink()
+    grid = ["--datasets", *TINY_CONFIG["datasets"], "--models", "unet", "--checkpoints", "1", "2", "--seeds", "0"]
+    out = workdir / "partial_out"
+    aggregate = subprocess.run(
+        [str(BIN / "medseg"), "aggregate", "--results", str(partial), "--out", str(out), *grid],
+        capture_output=True,
+        text=True,
+    )
+    assert aggregate.returncode == 0, aggregate.stderr
+    progress = pd.read_parquet(out / "tables" / "progress.parquet").set_index("stage")
+    assert progress.loc["scores"].tolist() == [len(runs), len(runs) - len(runs[::3])]
+    partial_tis = pd.read_parquet(out / "tables" / "tis.parquet")
+    lacking = {
+        (r.parts[-7].split("=")[1], r.parts[-5].split("=")[1], r.parts[-3].split("=")[1]) for r in runs[::3]
+    }  # (dataset, scheme, mode) of each deleted run; scratch runs count for both schemes
+    incomplete = partial_tis[~partial_tis["complete"]]
+    assert len(incomplete) and "no runs" in " ".join(incomplete["notes"]), partial_tis
+    for dataset, scheme, mode in lacking:
+        schemes = ["simple", "advanced"] if scheme == "scratch" else [scheme]
+        cells = partial_tis[
+            (partial_tis["dataset"] == dataset) & partial_tis["scheme"].isin(schemes) & (partial_tis["mode"] == mode)
+        ]
+        assert not cells["complete"].any(), (dataset, scheme, mode)
+    assert "Incomplete cells: " in aggregate.stdout and "Incomplete cells: 0 " not in aggregate.stdout

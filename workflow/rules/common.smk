@@ -9,6 +9,9 @@ import os
 from snakemake.utils import validate
 
 from medseg import names, paper
+from medseg.aggregate.collect import COLLECTED
+from medseg.aggregate.figures import FIGURES
+from medseg.aggregate.tables import TABLES
 
 
 def fill_paper_values(config):
@@ -78,9 +81,12 @@ ENCODER_PATH = "model={model}/scheme={scheme}/epoch={epoch}"
 PRETRAIN_DIR = f"results/pretrain/{ENCODER_PATH}"
 ENCODER_FILE = f"{PRETRAIN_DIR}/encoder.safetensors"
 PRETRAIN_LOG = f"logs/pretrain/{ENCODER_PATH}.log"
+PRETRAIN_HISTORY = f"results/pretrain_history/{ENCODER_PATH}/history.parquet"
 
 ROBUSTNESS_PATH = f"dataset={{dataset}}/{ENCODER_PATH}"
 ROBUSTNESS_FILE = f"results/robustness/{ROBUSTNESS_PATH}/robustness.parquet"
+# Its own hive tree: each tree holds one schema.
+RANKME_FILE = f"results/rankme/{ROBUSTNESS_PATH}/rankme.parquet"
 ONLINE_PATH = "dataset={dataset}/model={model}/scheme={scheme}/mode={mode}"
 ONLINE_CHOICE = f"results/online/{ONLINE_PATH}/choice.json"
 
@@ -88,6 +94,10 @@ RUN_KEYS = ("dataset", "mode", "seed")
 RUN_PATH = f"dataset={{dataset}}/{ENCODER_PATH}/mode={{mode}}/seed={{seed}}"
 DOWNSTREAM_SCORES = f"results/downstream/{RUN_PATH}/scores.parquet"
 DOWNSTREAM_HISTORY = f"results/downstream_history/{RUN_PATH}/history.parquet"
+
+RESULTS = "results"
+TABLE_FILE = f"{RESULTS}/tables/{{name}}.{{ext}}"
+FIGURE_FILE = f"{RESULTS}/figures/{{name}}.{{ext}}"
 
 
 def scratch(pattern):
@@ -367,6 +377,11 @@ def robustness_files():
     return encoder_files_of(ROBUSTNESS_FILE)
 
 
+def rankme_files():
+    """The RankMe of every encoder file on every dataset (written by the robustness jobs)."""
+    return encoder_files_of(RANKME_FILE)
+
+
 def finished_online_walk(wildcards):
     """The online walk of the wildcards' (dataset, model, scheme, mode); see `_finished_online_walk`."""
     return _finished_online_walk(wildcards.dataset, wildcards.model, wildcards.scheme, wildcards.mode)
@@ -441,3 +456,46 @@ def job_seeds(wildcards):
 def downstream_files():
     """scores.parquet of every run: every encoder file on every dataset, both modes, every seed."""
     return expand(encoder_files_of(DOWNSTREAM_SCORES), mode=names.MODES, seed=SEEDS)
+
+
+def downstream_histories():
+    """history.parquet of every downstream run."""
+    return expand(encoder_files_of(DOWNSTREAM_HISTORY), mode=names.MODES, seed=SEEDS)
+
+
+# --- aggregation (workflow/rules/aggregate.smk) --------------------------------------------------
+
+
+def pretraining_histories():
+    """The history of every pretraining segment."""
+    return expand(PRETRAIN_HISTORY, model=MODELS["names"], scheme=names.PRETRAIN_SCHEMES, epoch=CHECKPOINTS)
+
+
+def grid_options():
+    """`medseg aggregate` options naming the configured grid: what the results may hold and should."""
+    options = {
+        "datasets": list(DATASETS),
+        "models": MODELS["names"],
+        "checkpoints": CHECKPOINTS,
+        "seeds": SEEDS,
+        "external": list(EXTERNAL),
+    }
+    return " ".join(f"--{key} {' '.join(map(str, values))}" for key, values in options.items() if values)
+
+
+def table_files(stems, ext="parquet"):
+    """results/tables/<stem>.<ext> of each stem."""
+    return expand(TABLE_FILE, name=stems, ext=ext)
+
+
+def report_files(pattern, stems, ext, category):
+    """Named outputs <stem>=report(<file>) with the caption workflow/report/<stem>.rst, for the report."""
+    return {
+        stem: report(pattern.format(name=stem, ext=ext), caption=f"../report/{stem}.rst", category=category)
+        for stem in stems
+    }
+
+
+def aggregated_results():
+    """Every table (Parquet, Markdown, and HTML for the report) and figure (PNG and SVG) of the aggregation."""
+    return table_files(TABLES, ["parquet", "md", "html"]) + expand(FIGURE_FILE, name=FIGURES, ext=["png", "svg"])

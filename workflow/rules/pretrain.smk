@@ -26,7 +26,7 @@ rule pretrain:
     output:
         encoder=ENCODER_FILE,
         state=f"{PRETRAIN_DIR}/state.pt",
-        history=f"results/pretrain_history/{ENCODER_PATH}/history.parquet",
+        history=PRETRAIN_HISTORY,
     log:
         PRETRAIN_LOG,
     wildcard_constraints:

@@ -1,4 +1,4 @@
-# Robustness of every encoder file on every dataset (medseg robustness), and the online method
+# Robustness and RankMe of every encoder file on every dataset (medseg robustness), and the online method
 # (medseg online): `snakemake online` pretrains only as far as the robustness walk goes and trains
 # the kept checkpoint downstream (the walk's mode, every seed).
 
@@ -9,7 +9,8 @@ checkpoint robustness:
         encoder=encoder_to_score,
         data=job_data,
     output:
-        encoder_job_files(ROBUSTNESS_FILE),
+        robustness=encoder_job_files(ROBUSTNESS_FILE),
+        rankme=encoder_job_files(RANKME_FILE),
     log:
         encoder_job_log("robustness", ROBUSTNESS_PATH),
     threads: 1
@@ -19,12 +20,14 @@ checkpoint robustness:
     params:
         data=input_folders("data"),
         out=job_out(ROBUSTNESS_FILE, ["dataset"]),
+        rankme=job_out(RANKME_FILE, ["dataset"]),
         margins=ROBUSTNESS["margins"],
         seed=ROBUSTNESS["seed"],
         external_image_size=external_image_size,
         batch=untracked(ROBUSTNESS["batch"]),
     shell:
         "medseg robustness --encoder {input.encoder:q} --data {params.data} --out '{params.out}'"
+        " --rankme '{params.rankme}'"
         " --margins {params.margins} --seed {params.seed}{params.external_image_size} --batch {params.batch}"
         " > {log} 2>&1"
 
