@@ -425,6 +425,8 @@ def check_aggregation(workdir: Path, config: Path, log: str) -> None:
     html = (workdir / "results" / "report.html").read_text(errors="replace")
     for stem in FIGURES:
         assert f"{stem}.png" in html, stem
+    assert "summary.html" in html and "table3a.html" in html  # the report shows the runs done
+    assert "| downstream runs | 30 | 30 |" in (tables / "summary.md").read_text()
     # mid-grid: a third of the downstream runs gone
     partial = workdir / "partial"
     shutil.copytree(workdir / "results", partial, ignore=shutil.ignore_patterns("raw", "data", "pretrain", "tables"))

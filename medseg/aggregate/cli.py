@@ -144,11 +144,23 @@ def run_tis(args: argparse.Namespace, tables: Path) -> None:
 
 
 def run_tables(args: argparse.Namespace, tables: Path) -> None:
-    from medseg.aggregate.tables import write_tables
+    from medseg.aggregate.summary import summary_markdown
+    from medseg.aggregate.tables import html, write_tables
 
     inputs = {name: _read(tables, name) for name in ("tis", "scores", "pretraining")}
+    _read(tables, "progress")  # the summary page's runs done: collected first
     written = write_tables(inputs, tables)
-    log.info("tables: %d files -> %s", len(written), tables)
+    text = summary_markdown(tables)
+    _write_text(text, tables / "summary.md")
+    _write_text(html(text), tables / "summary.html")
+    log.info("tables: %d files -> %s", len(written) + 2, tables)
+
+
+def _write_text(text: str, path: Path) -> None:
+    from medseg.atomic import atomic_file
+
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def run_figures(args: argparse.Namespace, tables: Path, figures: Path) -> None:

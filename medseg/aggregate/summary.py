@@ -48,35 +48,72 @@ def _number(value: float) -> str:
     return "  n/a" if value != value else f"{value:.3f}"
 
 
-def summary(out: Path) -> str:
-    """The summary of the aggregated tables under `out` (tables/, figures/), or why there is none yet."""
+SUMMARY_INPUTS = ("progress", "tis", "online_saving")
+
+
+def _parts(tables: Path) -> dict | None:
+    """What a summary says, from the tables under `tables`; None when one of `SUMMARY_INPUTS` is missing."""
     import pandas as pd
 
     from medseg.aggregate.saving import saving_headline
 
+    paths = {name: tables / f"{name}.parquet" for name in SUMMARY_INPUTS}
+    if not all(path.is_file() for path in paths.values()):
+        return None
+    progress, tis = pd.read_parquet(paths["progress"]), pd.read_parquet(paths["tis"])
+    cells = main_rows(tis)[["dataset", "model", "scheme", "mode"]].drop_duplicates()
+    incomplete = tis[~tis["complete"].fillna(False).astype(bool)][["dataset", "model", "scheme", "mode"]]
+    return {
+        "done": [
+            (STAGE_NAMES.get(stage, stage), done, expected)
+            for stage, expected, done in progress.itertuples(index=False)
+        ],
+        "indicators": indicator_summary(tis),
+        "incomplete": len(incomplete.drop_duplicates()),
+        "cells": len(cells),
+        "online": saving_headline(pd.read_parquet(paths["online_saving"])),
+    }
+
+
+def summary(out: Path) -> str:
+    """The summary of the aggregated tables under `out` (tables/, figures/), or why there is none yet."""
     tables, figures = Path(out) / "tables", Path(out) / "figures"
-    needed = [tables / f"{name}.parquet" for name in ("progress", "tis", "online_saving")]
-    missing = [str(path) for path in needed if not path.is_file()]
-    if missing:
-        return f"medseg aggregate: no summary yet ({', '.join(missing)} missing); run `medseg aggregate`"
-    progress = pd.read_parquet(needed[0])
-    tis = pd.read_parquet(needed[1])
-    done = ", ".join(
-        f"{STAGE_NAMES.get(stage, stage)} {done} of {expected}"
-        for stage, expected, done in progress.itertuples(index=False)
-    )
+    parts = _parts(tables)
+    if parts is None:
+        missing = ", ".join(str(tables / f"{name}.parquet") for name in SUMMARY_INPUTS)
+        return f"medseg aggregate: no summary yet (it reads {missing}); run `medseg aggregate`"
+    done = ", ".join(f"{stage} {done} of {expected}" for stage, done, expected in parts["done"])
     lines = [f"Runs of the grid done: {done}.", "TIS (paper Eq. 1) over the complete cells, main variants:"]
     width = max(len(name) for name in INDICATOR_ORDER)
     lines.append(f"  {'indicator':<{width}}   mean  worst  complete cells")
-    for indicator, mean, worst, complete, cells in indicator_summary(tis).itertuples(index=False):
+    for indicator, mean, worst, complete, cells in parts["indicators"].itertuples(index=False):
         lines.append(f"  {indicator:<{width}}  {_number(mean)}  {_number(worst)}  {complete} of {cells}")
-    cells = main_rows(tis)[["dataset", "model", "scheme", "mode"]].drop_duplicates()
-    incomplete = tis[~tis["complete"].fillna(False).astype(bool)][["dataset", "model", "scheme", "mode"]]
-    incomplete = incomplete.drop_duplicates()
     lines.append(
-        f"Incomplete cells: {len(incomplete)} of {len(cells)} (runs or scores missing; `notes` in {tables / 'tis.parquet'})."
+        f"Incomplete cells: {parts['incomplete']} of {parts['cells']} (runs or scores missing; `notes` in "
+        f"{tables / 'tis.parquet'})."
     )
-    lines.append(f"Online method: {saving_headline(pd.read_parquet(needed[2]))}")
+    lines.append(f"Online method: {parts['online']}")
     lines.append(f"Tables: {tables}/*.md and *.parquet; figures: {figures}/*.png and *.svg.")
     lines.append("Report: snakemake --report results/report.html (add the --configfile of this run).")
+    return "\n".join(lines)
+
+
+def summary_markdown(tables: Path) -> str:
+    """The summary as a Markdown page for the report: runs done, TIS per indicator, the online saving."""
+    parts = _parts(Path(tables))
+    if parts is None:
+        return "# Summary\n\nNo aggregated tables yet.\n"
+    lines = ["# Summary", "", "## Runs of the grid done", "", "| files | done | of |", "|---|---|---|"]
+    lines += [f"| {stage} | {done} | {expected} |" for stage, done, expected in parts["done"]]
+    lines += ["", "## TIS (paper Eq. 1) over the complete cells, main variants", ""]
+    lines += ["| indicator | mean | worst | complete cells |", "|---|---|---|---|"]
+    for indicator, mean, worst, complete, cells in parts["indicators"].itertuples(index=False):
+        lines.append(f"| {indicator} | {_number(mean).strip()} | {_number(worst).strip()} | {complete} of {cells} |")
+    lines += [
+        "",
+        f"Incomplete cells: {parts['incomplete']} of {parts['cells']} (runs or scores missing; `notes` in tis.parquet).",
+        "",
+        f"Online method: {parts['online']}",
+        "",
+    ]
     return "\n".join(lines)

@@ -41,10 +41,10 @@ rule tis:
 
 rule tables:
     input:
-        table_files(["tis", "scores", "pretraining"]),
+        table_files(["tis", "scores", "pretraining", "progress"]),
     output:
-        **report_files(TABLE_FILE, TABLES, "html", "Tables"),
-        markdown=table_files(TABLES, "md"),
+        **report_files(TABLE_FILE, ["summary", *TABLES], "html", "Tables"),
+        markdown=table_files(["summary", *TABLES], "md"),
         parquet=table_files(TABLES),
     log:
         "logs/aggregate/tables.log",

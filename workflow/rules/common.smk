@@ -497,5 +497,9 @@ def report_files(pattern, stems, ext, category):
 
 
 def aggregated_results():
-    """Every table (Parquet, Markdown, and HTML for the report) and figure (PNG and SVG) of the aggregation."""
-    return table_files(TABLES, ["parquet", "md", "html"]) + expand(FIGURE_FILE, name=FIGURES, ext=["png", "svg"])
+    """Every table (Parquet, Markdown, and HTML for the report), the summary page and figure (PNG and SVG)."""
+    return (
+        table_files(TABLES, ["parquet", "md", "html"])
+        + table_files(["summary"], ["md", "html"])
+        + expand(FIGURE_FILE, name=FIGURES, ext=["png", "svg"])
+    )
