@@ -22,7 +22,7 @@ from medseg.aggregate.tables import (
     table_b,
     write_tables,
 )
-from medseg.aggregate.tis import COLUMNS, dice_runs
+from medseg.aggregate.tis import COLUMNS, dice_runs, typed_rows
 
 NAN = float("nan")
 MAIN = {"decoder": ("cosine", 0.5, "second_to_last", True), "full": ("cosine", 0.5, "second_to_last", False)}
@@ -62,13 +62,7 @@ def main_row(indicator: str, mode: str = "decoder", **values) -> dict:
 
 def frame(rows: list[dict]) -> pd.DataFrame:
     """Typed as `tis_table` types its output."""
-    table = pd.DataFrame(rows, columns=COLUMNS)
-    for column in ("chosen_epoch", "best_epoch", "pretrained_epochs"):
-        table[column] = table[column].astype("Int64")
-    for column in ("pooled", "main", "complete"):
-        table[column] = table[column].astype("boolean")
-    table["margin"] = table["margin"].astype(float)
-    return table
+    return typed_rows(rows, COLUMNS)
 
 
 def test_row_keys_fill_in_the_mode_main_variant():

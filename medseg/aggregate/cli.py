@@ -109,13 +109,18 @@ def _write_parquet(table: pd.DataFrame, path: Path) -> None:
         table.to_parquet(tmp, index=False)
 
 
-def _read(tables: Path, name: str) -> pd.DataFrame:
-    import pandas as pd
-
+def _collected(tables: Path, name: str) -> Path:
+    """The path of a table an earlier step wrote; MedsegError when that step has not run."""
     path = tables / f"{name}.parquet"
     if not path.is_file():
         raise MedsegError(f"{path}: no such file; run `medseg aggregate collect` (and tis) first, or no step")
-    return pd.read_parquet(path)
+    return path
+
+
+def _read(tables: Path, name: str) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.read_parquet(_collected(tables, name))
 
 
 def run_collect(args: argparse.Namespace, tables: Path) -> None:
@@ -148,7 +153,7 @@ def run_tables(args: argparse.Namespace, tables: Path) -> None:
     from medseg.aggregate.tables import html, write_tables
 
     inputs = {name: _read(tables, name) for name in ("tis", "scores", "pretraining")}
-    _read(tables, "progress")  # the summary page's runs done: collected first
+    _collected(tables, "progress")  # the summary page's runs done: collected first
     written = write_tables(inputs, tables)
     text = summary_markdown(tables)
     _write_text(text, tables / "summary.md")

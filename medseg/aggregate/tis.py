@@ -83,6 +83,26 @@ COLUMNS = [
 RANK_COLUMNS = [*CELL, "score", *VARIANT, "main", "n_checkpoints", "spearman", "kendall"]
 
 
+# Output types: nullable integers and booleans (a row may have none), float margins (NaN where none).
+OUTPUT_TYPES = {
+    "chosen_epoch": "Int64",
+    "best_epoch": "Int64",
+    "pretrained_epochs": "Int64",
+    "pooled": "boolean",
+    "main": "boolean",
+    "complete": "boolean",
+    "margin": "float64",
+}
+
+
+def typed_rows(rows: Sequence, columns: Sequence[str]) -> pd.DataFrame:
+    """Rows as a table of `columns`, typed as `tis_table` and `rank_table` type their output."""
+    import pandas as pd
+
+    table = pd.DataFrame(rows, columns=list(columns))
+    return table.astype({column: kind for column, kind in OUTPUT_TYPES.items() if column in table.columns})
+
+
 def dice_runs(scores: pd.DataFrame) -> pd.DataFrame:
     """The `runs` table from downstream `scores.parquet` rows: metric `dice`, class `mean`."""
     rows = scores[(scores["metric"] == "dice") & (scores["class"] == "mean")]
@@ -292,7 +312,6 @@ def tis_table(
     the last checkpoint for the offline ones, the end of its trail for the online rule, 0 for
     no pretraining.
     """
-    import pandas as pd
 
     _check_columns(runs, RUN_COLUMNS, "runs")
     epochs = _epochs(runs, epochs)
@@ -361,13 +380,7 @@ def tis_table(
                 lacks = [] if walk.finished else [f"the online walk lacks the {source.name} of epoch {walk.needed}"]
                 add(f"{source.name}_online", walk.chosen, walk.pretrained_epochs, missing or lacks, variant)
 
-    table = pd.DataFrame(rows, columns=COLUMNS)
-    for column in ("chosen_epoch", "best_epoch", "pretrained_epochs"):
-        table[column] = table[column].astype("Int64")
-    for column in ("pooled", "main", "complete"):
-        table[column] = table[column].astype("boolean")
-    table["margin"] = table["margin"].astype(float)
-    return table
+    return typed_rows(rows, COLUMNS)
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
@@ -405,7 +418,6 @@ def rank_table(
     robustness variant of the table has a row in every cell (0 checkpoints where the cell lacks it);
     `cells` as in `tis_table`.
     """
-    import pandas as pd
 
     _check_columns(runs, RUN_COLUMNS, "runs")
     cells = _cells(runs, _epochs(runs, epochs), sorted(runs["seed"].unique().tolist()), cells)
@@ -442,8 +454,4 @@ def rank_table(
                     kendall(x, y) if len(both) > 1 else float("nan"),
                 )
             )
-    table = pd.DataFrame(rows, columns=RANK_COLUMNS)
-    table["pooled"] = table["pooled"].astype("boolean")
-    table["main"] = table["main"].astype("boolean")
-    table["margin"] = table["margin"].astype(float)
-    return table
+    return typed_rows(rows, RANK_COLUMNS)
